@@ -1,0 +1,5 @@
+"""mmeac models: backbones, layers, necks and heads."""
+from . import heads, layers, necks  # noqa: F401
+from .backbones import EACViT
+
+__all__ = ['EACViT']

@@ -1,0 +1,416 @@
+"""Elastic Attention Cores (EAC) Vision Transformer backbone.
+
+C learned core tokens attend to every token while the N patch tokens attend to
+the cores only (:mod:`mmeac.ops`), so one layer costs ``2NC + C^2`` query-key
+pairs instead of ``(N + C)^2``. Trained with nested dropout over the core
+axis, one model runs at any core budget C (a multiple of ``core_chunk`` up to
+``max_cores``) at test time.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.dist import broadcast, get_world_size
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+from ..layers import AxialRoPE2D, EACBlock, farthest_point_coords
+from .veca_checkpoint import ARCH_ZOO, load_veca_or_mmeac
+
+__all__ = ['EACViT', 'CoreCoordUpdate']
+
+
+class CoreCoordUpdate(nn.Module):
+    """``rho <- rho + alpha * Linear(D, 2)(core features)`` before a block."""
+
+    def __init__(self, embed_dims: int, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.linear = nn.Linear(embed_dims, 2)
+        self.alpha = nn.Parameter(torch.full((1, ), alpha))
+
+    def forward(self, rho: Tensor, cores: Tensor) -> Tensor:
+        return rho + self.alpha * self.linear(cores)
+
+
+@MODELS.register_module()
+class EACViT(BaseModule):
+    """Elastic Attention Cores ViT.
+
+    The token sequence is ``[cores[:C]; patches]``. Each output level (one per
+    ``out_indices`` entry) is the patch map ``[B, D, H/p, W/p]``, the global
+    token (final core 0) ``[B, D]``, or both, depending on ``out_type`` and
+    ``output_cls_token``. Pixels beyond the last whole patch are dropped, as
+    in the authors' model.
+
+    Args:
+        arch (str | dict): ``'s'``, ``'s+'``, ``'b'``, ``'l'`` or a dict with
+            ``embed_dims``, ``num_layers``, ``num_heads``, ``mlp_ratio``.
+        patch_size (int): Patch size. Defaults to 16.
+        in_channels (int): Image channels. Defaults to 3.
+        max_cores (int): Size M of the core bank. Defaults to 64.
+        core_chunk (int): Budgets are multiples of it. Defaults to 8.
+        num_cores (int, optional): Budget in eval mode; settable at run time
+            (``model.backbone.num_cores = 16``). Defaults to ``max_cores``.
+        train_budgets (Sequence[int]): Nested-dropout budgets drawn in train
+            mode, ascending. Defaults to all multiples of ``core_chunk``.
+        train_budget_weights (Sequence[float], optional): Their sampling
+            weights. Defaults to the authors' ``(1, 1, 2, 2, 3, 3, 4, 4)``
+            for the 8-budget default, else uniform.
+        train_num_cores (int, optional): Force one fixed training budget
+            (no nested dropout). Defaults to None.
+        out_indices (int | Sequence[int]): Blocks whose outputs are returned;
+            negative values count from the end. Defaults to -1.
+        final_norm (bool): Apply the final LayerNorm to the last block's
+            output. Defaults to True.
+        out_type (str): ``'featmap'`` (``[B, D, h, w]``) or ``'cls_token'``
+            (global token ``[B, D]``). Defaults to ``'featmap'``.
+        output_cls_token (bool): With ``'featmap'``, return each level as
+            ``[featmap, global]`` as mmseg's ViT does. Defaults to False.
+        frozen_stages (int): ``0`` freezes the patch embedding and the core
+            bank, ``i`` also blocks ``< i`` (and the coordinate updates that
+            feed them), ``num_layers`` everything including the final norm.
+            Frozen parts stay in eval mode. Defaults to -1 (nothing frozen).
+        drop_path_rate (float): Stochastic depth, linear over depth.
+        with_cp (bool): Activation checkpointing. Defaults to False.
+        attn_cfg (dict, optional): Attention module config (``MODELS``);
+            defaults to ``dict(type='CorePeripheryAttention')``.
+        rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs.
+        norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            loads an mmeac or authors' checkpoint and requires every tensor to
+            fit this architecture (a ``ValueError`` names the keys that do
+            not).
+    """
+    arch_zoo = ARCH_ZOO
+    default_budget_weights = (1, 1, 2, 2, 3, 3, 4, 4)
+    num_extra_tokens = 0  # cores are not position-embedded extra tokens
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b',
+                 patch_size: int = 16,
+                 in_channels: int = 3,
+                 max_cores: int = 64,
+                 core_chunk: int = 8,
+                 num_cores: Optional[int] = None,
+                 train_budgets: Optional[Sequence[int]] = None,
+                 train_budget_weights: Optional[Sequence[float]] = None,
+                 train_num_cores: Optional[int] = None,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 final_norm: bool = True,
+                 out_type: str = 'featmap',
+                 output_cls_token: bool = False,
+                 frozen_stages: int = -1,
+                 drop_path_rate: float = 0.0,
+                 with_cp: bool = False,
+                 attn_cfg: Optional[dict] = None,
+                 rope_cfg: Optional[dict] = None,
+                 norm_eps: float = 1e-5,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        self.embed_dims = self.arch_settings['embed_dims']
+        self.num_layers = self.arch_settings['num_layers']
+        self.num_heads = self.arch_settings['num_heads']
+        self.mlp_ratio = self.arch_settings['mlp_ratio']
+        self.patch_size = patch_size
+
+        if core_chunk < 1 or max_cores < core_chunk or max_cores % core_chunk:
+            raise ValueError(f'max_cores ({max_cores}) must be a positive '
+                             f'multiple of core_chunk ({core_chunk})')
+        self.max_cores = max_cores
+        self.core_chunk = core_chunk
+        self.allowed_budgets = tuple(
+            range(core_chunk, max_cores + 1, core_chunk))
+        self.num_cores = max_cores if num_cores is None else num_cores
+        self._set_train_budgets(train_budgets, train_budget_weights)
+        self.train_num_cores = (None if train_num_cores is None else
+                                self._check_budget(train_num_cores,
+                                                   'train_num_cores'))
+        self.last_num_cores: Optional[int] = None
+
+        if out_type not in ('featmap', 'cls_token'):
+            raise ValueError("out_type must be 'featmap' or 'cls_token', "
+                             f'got {out_type!r}')
+        self.out_type = out_type
+        self.output_cls_token = output_cls_token
+        self.out_indices = self._parse_out_indices(out_indices)
+        self.final_norm = final_norm
+        self.frozen_stages = frozen_stages
+
+        dims = self.embed_dims
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(
+            in_channels, dims, kernel_size=patch_size, stride=patch_size)
+        num_chunks = max_cores // core_chunk
+        self.core_chunks = nn.ParameterList([
+            nn.Parameter(torch.randn(core_chunk, dims) / math.sqrt(dims))
+            for _ in range(num_chunks)
+        ])
+        rho = torch.atanh(farthest_point_coords(max_cores).clamp(
+            -0.999, 0.999))
+        self.core_coord_chunks = nn.ParameterList(
+            [nn.Parameter(c.clone()) for c in rho.split(core_chunk)])
+        self.coord_updates = nn.ModuleList(
+            [CoreCoordUpdate(dims) for _ in range(self.num_layers - 1)])
+
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        self.layers = nn.ModuleList([
+            EACBlock(
+                dims,
+                self.num_heads,
+                self.mlp_ratio,
+                attn_cfg=attn_cfg,
+                drop_path=dpr[i],
+                norm_eps=norm_eps,
+                with_cp=with_cp) for i in range(self.num_layers)
+        ])
+        self.ln_final = nn.LayerNorm(dims, eps=norm_eps)
+        self.rope = AxialRoPE2D(dims // self.num_heads, **(rope_cfg or {}))
+        self._freeze_stages()
+
+    # ------------------------------------------------------------ settings
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'arch {arch!r} is not one of '
+                                 f'{sorted(self.arch_zoo)}')
+            return dict(self.arch_zoo[key])
+        need = {'embed_dims', 'num_layers', 'num_heads', 'mlp_ratio'}
+        if not isinstance(arch, dict) or not need <= set(arch):
+            raise ValueError(f'a custom arch must be a dict with keys '
+                             f'{sorted(need)}, got {arch!r}')
+        return {k: arch[k] for k in need}
+
+    def _parse_out_indices(self, out_indices) -> List[int]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for idx in out_indices:
+            real = idx + self.num_layers if idx < 0 else idx
+            if not 0 <= real < self.num_layers:
+                raise ValueError(f'out index {idx} is out of range for '
+                                 f'{self.num_layers} layers')
+            parsed.append(real)
+        return parsed
+
+    def _check_budget(self, value, name: str = 'num_cores') -> int:
+        if isinstance(value, bool) or int(value) != value or (
+                int(value) not in self.allowed_budgets):
+            raise ValueError(
+                f'{name}={value!r} is not a core budget of this model: it '
+                f'must be a multiple of core_chunk={self.core_chunk} between '
+                f'{self.core_chunk} and max_cores={self.max_cores}, i.e. one '
+                f'of {list(self.allowed_budgets)}')
+        return int(value)
+
+    @property
+    def num_cores(self) -> int:
+        """Core budget used in eval mode."""
+        return self._num_cores
+
+    @num_cores.setter
+    def num_cores(self, value: int) -> None:
+        self._num_cores = self._check_budget(value)
+
+    def _set_train_budgets(self, budgets, weights) -> None:
+        budgets = tuple(self.allowed_budgets if budgets is None else budgets)
+        for b in budgets:
+            self._check_budget(b, 'train_budgets entry')
+        if list(budgets) != sorted(set(budgets)):
+            raise ValueError(f'train_budgets must be strictly ascending, got '
+                             f'{list(budgets)}')
+        if weights is None:
+            weights = (self.default_budget_weights
+                       if len(budgets) == len(self.default_budget_weights)
+                       else (1, ) * len(budgets))
+        if len(weights) != len(budgets) or min(weights) <= 0:
+            raise ValueError(f'train_budget_weights must be {len(budgets)} '
+                             f'positive numbers (one per budget), got '
+                             f'{list(weights)}')
+        self.train_budgets = budgets
+        self.train_budget_weights = tuple(float(w) for w in weights)
+
+    def sample_train_budget(self) -> int:
+        """Draw this iteration's budget; identical on every process.
+
+        Rank 0 draws from ``train_budgets`` with ``train_budget_weights`` and
+        broadcasts, so that all ranks of a distributed run drop the same
+        cores.
+        """
+        if self.train_num_cores is not None:
+            return self.train_num_cores
+        weights = torch.tensor(self.train_budget_weights)
+        idx = torch.multinomial(weights, 1)
+        if get_world_size() > 1:
+            broadcast(idx, src=0)
+        return self.train_budgets[int(idx)]
+
+    # ------------------------------------------------------------- freezing
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        mods: List[nn.Module] = [self.patch_embed]
+        n = min(self.frozen_stages, self.num_layers)
+        mods += list(self.layers[:n])
+        mods += list(self.coord_updates[:max(n - 1, 0)])
+        if self.frozen_stages >= self.num_layers:
+            mods.append(self.ln_final)
+        return mods
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for p in list(self.core_chunks) + list(self.core_coord_chunks):
+            p.requires_grad = False
+        for mod in self._frozen_modules():
+            mod.eval()
+            for p in mod.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'EACViT':
+        """Set train mode; frozen parts (and a fully frozen model) stay eval."""
+        super().train(mode)
+        if mode and self.frozen_stages >= self.num_layers:
+            super().train(False)
+        elif mode:
+            for mod in self._frozen_modules():
+                mod.eval()
+        return self
+
+    # ----------------------------------------------------------------- init
+    def init_weights(self) -> None:
+        if (isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            self.load_pretrained(self.init_cfg['checkpoint'],
+                                 self.init_cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):
+                trunc_normal_(mod.weight, std=0.02)
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+            elif isinstance(mod, nn.LayerNorm):
+                nn.init.ones_(mod.weight)
+                nn.init.zeros_(mod.bias)
+
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str] = None) -> None:
+        """Load an mmeac or an authors' (VECA) checkpoint, strictly.
+
+        Raises:
+            ValueError: Naming missing keys, unexpected keys and shape
+                mismatches when the checkpoint does not fit this model.
+        """
+        state = load_veca_or_mmeac(checkpoint, prefix)
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        mismatched = [
+            f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+            f'{tuple(own[k].shape)}' for k in own
+            if k in state and state[k].shape != own[k].shape
+        ]
+        if missing or unexpected or mismatched:
+            arch = dict(self.arch_settings, max_cores=self.max_cores)
+            raise ValueError(
+                f'checkpoint {checkpoint} does not fit EACViT({arch}): '
+                f'shape mismatches {mismatched[:8]}, missing keys '
+                f'{missing[:8]}, unexpected keys {unexpected[:8]}'
+                f'{" (lists truncated)" if max(len(missing), len(unexpected), len(mismatched)) > 8 else ""}'  # noqa: E501
+            )
+        self.load_state_dict(state, strict=True)
+        print_log(f'EACViT: loaded {checkpoint}', logger='current')
+
+    # -------------------------------------------------------------- forward
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer depth of a parameter, for layer-wise learning-rate decay.
+
+        Patch embedding and the core bank are depth 0, block ``i`` (and the
+        coordinate update that feeds it) ``i + 1``; the final norm and every
+        parameter outside ``prefix`` (necks, heads) ``num_layers + 1``.
+
+        Returns:
+            tuple[int, int]: (layer depth, total depths = num_layers + 2).
+        """
+        total = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return total - 1, total
+        name = param_name[len(prefix):]
+        if name.startswith(('patch_embed', 'core_chunks',
+                            'core_coord_chunks')):
+            return 0, total
+        if name.startswith('layers.'):
+            return int(name.split('.')[1]) + 1, total
+        if name.startswith('coord_updates.'):
+            return int(name.split('.')[1]) + 2, total
+        return total - 1, total
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+            raise ValueError(f'EACViT expects images [B, C, H, W], got '
+                             f'{shape}')
+        if x.shape[-1] < self.patch_size or x.shape[-2] < self.patch_size:
+            raise ValueError(f'image {tuple(x.shape[-2:])} is smaller than '
+                             f'one {self.patch_size}x{self.patch_size} patch')
+
+    def _cores(self, num_cores: int, batch: int) -> Tuple[Tensor, Tensor]:
+        n = num_cores // self.core_chunk
+        cores = torch.cat(list(self.core_chunks[:n]), dim=0)
+        rho = torch.cat(list(self.core_coord_chunks[:n]), dim=0)
+        return (cores.unsqueeze(0).expand(batch, -1, -1),
+                rho.unsqueeze(0).expand(batch, -1, -1))
+
+    def _format(self, tokens: Tensor, c: int, hw: Tuple[int, int]):
+        if self.out_type == 'cls_token':
+            return tokens[:, 0]
+        b = tokens.shape[0]
+        featmap = tokens[:, c:].transpose(1, 2).reshape(b, -1, *hw)
+        if self.output_cls_token:
+            return [featmap, tokens[:, 0]]
+        return featmap
+
+    def forward(self, x: Tensor) -> tuple:
+        """Args:
+            x (Tensor): Images ``[B, in_channels, H, W]`` with H, W >= patch.
+
+        Returns:
+            tuple: One entry per ``out_indices`` entry (see class doc).
+        """
+        self._check_input(x)
+        num_cores = (self.sample_train_budget()
+                     if self.training else self.num_cores)
+        self.last_num_cores = num_cores
+        b = x.shape[0]
+        patches = self.patch_embed.proj(x)
+        hw = tuple(patches.shape[-2:])
+        patches = patches.flatten(2).transpose(1, 2)
+        cores, rho = self._cores(num_cores, b)
+        tokens = torch.cat([cores.to(patches.dtype), patches], dim=1)
+        p_cos, p_sin = self.rope.patch_tables(
+            hw[0], hw[1], x.device, augment=self.training)
+        p_cos, p_sin = (t.to(tokens.dtype).expand(b, -1, -1)
+                        for t in (p_cos, p_sin))
+
+        outs = []
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                rho = self.coord_updates[i - 1](rho, tokens[:, :num_cores])
+            c_cos, c_sin = self.rope.tables(torch.tanh(rho))
+            rope = (torch.cat([c_cos.to(tokens.dtype), p_cos],
+                              dim=1).unsqueeze(1),
+                    torch.cat([c_sin.to(tokens.dtype), p_sin],
+                              dim=1).unsqueeze(1))
+            tokens = layer(tokens, num_cores, rope)
+            if i == self.num_layers - 1 and self.final_norm:
+                tokens = self.ln_final(tokens)
+            if i in self.out_indices:
+                outs.append(self._format(tokens, num_cores, hw))
+        return tuple(outs)

@@ -1,0 +1,102 @@
+"""Attention modules of the EAC backbone, selectable from configs.
+
+``CorePeripheryAttention`` is the EAC attention; ``DenseRoPEAttention`` is its
+dense twin (every token attends to every token), used as the baseline in the
+benchmarks. Both are registered in MMEngine's root ``MODELS`` registry.
+"""
+import math
+from typing import Tuple
+
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+from mmeac.ops import (core_periphery_attention,
+                       core_periphery_attention_reference,
+                       sdpa_pair_attention)
+from .rope import apply_rope
+
+__all__ = ['CorePeripheryAttention', 'DenseRoPEAttention']
+
+
+@MODELS.register_module()
+class CorePeripheryAttention(nn.Module):
+    """Multi-head core-periphery attention with 2D RoPE.
+
+    q, k and v come from one fused linear layer (the converter fuses the
+    authors' separate projections).
+
+    Args:
+        embed_dims (int): Channels D.
+        num_heads (int): Heads; ``D / num_heads`` must be divisible by 4.
+        qkv_bias (bool): Bias in the q/k/v projection. Defaults to True.
+        impl (str): ``'op'`` (the custom operator, default), ``'sdpa_pair'``
+            (the authors' two-SDPA formulation) or ``'masked'`` (dense
+            masked reference; small inputs only).
+    """
+    _impls = {
+        'op': core_periphery_attention,
+        'sdpa_pair': sdpa_pair_attention,
+        'masked': core_periphery_attention_reference,
+    }
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 qkv_bias: bool = True,
+                 impl: str = 'op') -> None:
+        super().__init__()
+        if embed_dims % num_heads != 0:
+            raise ValueError(f'embed_dims {embed_dims} is not divisible by '
+                             f'num_heads {num_heads}')
+        if impl not in self._impls:
+            raise ValueError(f'impl must be one of {sorted(self._impls)}, '
+                             f'got {impl!r}')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dim = embed_dims // num_heads
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.impl = impl
+        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+
+    def _qkv(self, x: Tensor, rope: Tuple[Tensor, Tensor]):
+        b, length, _ = x.shape
+        qkv = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # [B, heads, L, d]
+        cos, sin = rope
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor,
+               num_cores: int) -> Tensor:
+        return self._impls[self.impl](q, k, v, num_cores, self.scale)
+
+    def forward(self, x: Tensor, num_cores: int,
+                rope: Tuple[Tensor, Tensor]) -> Tensor:
+        """Args:
+            x (Tensor): ``[B, C + N, D]``, cores first.
+            num_cores (int): C.
+            rope (tuple[Tensor, Tensor]): cos / sin ``[B, 1, C + N, d]``.
+        """
+        q, k, v = self._qkv(x, rope)
+        out = self.attend(q, k, v, num_cores)
+        return self.proj(out.transpose(1, 2).flatten(2))
+
+
+@MODELS.register_module()
+class DenseRoPEAttention(CorePeripheryAttention):
+    """The dense twin: the same layers, every token attends to every token.
+
+    Costs ``(C + N)^2`` query-key pairs per layer; the benchmarks compare EAC
+    against it to isolate what the core-periphery pattern saves.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 qkv_bias: bool = True) -> None:
+        super().__init__(embed_dims, num_heads, qkv_bias)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor,
+               num_cores: int) -> Tensor:
+        return F.scaled_dot_product_attention(q, k, v, scale=self.scale)

@@ -1,0 +1,140 @@
+"""Axial 2D rotary position embedding (RoPE) of the EAC backbone.
+
+Every token carries a 2D coordinate in ``[-1, 1]^2``: patches their cell
+centres, cores ``tanh`` of a learned (and per-image updated) state. Per axis
+there are ``head_dim / 4`` frequencies with periods
+``100 ** (2 i / (head_dim / 2))``; the ``round(p * head_dim / 4)`` longest
+periods are zeroed (angle 0). The first half of each head's channels rotates
+with x, the second half with y, each angle shared by an interleaved channel
+pair ``(2k, 2k + 1)``.
+"""
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ['AxialRoPE2D', 'apply_rope', 'farthest_point_coords']
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate interleaved channel pairs: ``(a, b) -> (a c - b s, b c + a s)``.
+
+    Args:
+        x (Tensor): ``[..., L, head_dim]``.
+        cos (Tensor): Broadcastable to ``x``, each angle repeated for its pair.
+        sin (Tensor): Same shape as ``cos``.
+    """
+    pairs = x.unflatten(-1, (-1, 2))
+    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+    return x * cos + rotated * sin
+
+
+def farthest_point_coords(num_points: int,
+                          pool_size: int = 1000,
+                          coord_range: float = 0.95,
+                          seed: int = 0) -> Tensor:
+    """Spread ``num_points`` 2D points by farthest-point sampling.
+
+    ``pool_size`` points are drawn uniformly in ``[-r, r]^2``; sampling starts
+    from the point nearest the origin, so every prefix of the result covers
+    the plane.
+
+    Returns:
+        Tensor: ``[num_points, 2]`` in ``(x, y)`` order.
+    """
+    if num_points > pool_size:
+        raise ValueError(f'cannot pick {num_points} points from a pool of '
+                         f'{pool_size}')
+    gen = torch.Generator().manual_seed(seed)
+    pool = (torch.rand(pool_size, 2, generator=gen, dtype=torch.float64) * 2 -
+            1) * coord_range
+    picked = [int(pool.norm(dim=1).argmin())]
+    dist = (pool - pool[picked[0]]).norm(dim=1)
+    for _ in range(num_points - 1):
+        nxt = int(dist.argmax())
+        picked.append(nxt)
+        dist = torch.minimum(dist, (pool - pool[nxt]).norm(dim=1))
+    return pool[picked].float()
+
+
+class AxialRoPE2D(nn.Module):
+    """Angle tables of the axial 2D RoPE.
+
+    Args:
+        head_dim (int): Channels per head, divisible by 4.
+        base (float): Period base. Defaults to 100.
+        zero_freq_ratio (float): Fraction ``p`` of frequencies (per axis) set
+            to zero, taken from the low-frequency end. Defaults to 0.125.
+        shift (float): Training-time patch coordinate shift bound.
+            Defaults to 0.08.
+        rescale (float): Training-time isotropic rescale bound (factor in
+            ``[1 / rescale, rescale]``, log-uniform). Defaults to 2.0.
+    """
+
+    def __init__(self,
+                 head_dim: int,
+                 base: float = 100.0,
+                 zero_freq_ratio: float = 0.125,
+                 shift: float = 0.08,
+                 rescale: float = 2.0) -> None:
+        super().__init__()
+        if head_dim % 4 != 0:
+            raise ValueError(f'RoPE needs head_dim divisible by 4, got '
+                             f'{head_dim}')
+        num_freqs = head_dim // 4
+        idx = torch.arange(num_freqs, dtype=torch.float64)
+        periods = base**(2 * idx / (head_dim // 2))
+        num_zero = round(zero_freq_ratio * num_freqs)
+        omega = 2 * math.pi / periods
+        if num_zero > 0:
+            omega[num_freqs - num_zero:] = 0.0
+        self.register_buffer('omega', omega.float(), persistent=False)
+        self.head_dim = head_dim
+        self.shift = shift
+        self.rescale = rescale
+        self._patch_cache: Dict[tuple, Tuple[Tensor, Tensor]] = {}
+
+    def tables(self, coords: Tensor) -> Tuple[Tensor, Tensor]:
+        """cos / sin tables ``[..., head_dim]`` for ``[..., 2]`` coords."""
+        angles = coords.unsqueeze(-1).float() * self.omega  # [..., 2, F]
+        angles = angles.flatten(-2).repeat_interleave(2, dim=-1)
+        return angles.cos(), angles.sin()
+
+    @staticmethod
+    def patch_coords(h: int, w: int, device: torch.device) -> Tensor:
+        """Cell-centre coordinates ``[h * w, 2]`` (x, y), row-major."""
+        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        grid_y, grid_x = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing='ij')
+        return torch.stack([grid_x, grid_y], dim=-1).flatten(0, 1)
+
+    def patch_tables(self,
+                     h: int,
+                     w: int,
+                     device: torch.device,
+                     augment: bool = False,
+                     generator: Optional[torch.Generator] = None
+                     ) -> Tuple[Tensor, Tensor]:
+        """Patch tables ``[h * w, head_dim]``.
+
+        Without ``augment`` they are computed once per ``(h, w, device)`` and
+        cached. With ``augment`` (training) the coordinates get one random
+        shift per axis and one isotropic rescale for the whole batch.
+        """
+        if not augment:
+            key = (h, w, str(device), self.omega.device)
+            if key not in self._patch_cache:
+                self._patch_cache[key] = self.tables(
+                    self.patch_coords(h, w, device))
+            return self._patch_cache[key]
+        coords = self.patch_coords(h, w, device)
+        shift = (torch.rand(2, generator=generator) * 2 - 1) * self.shift
+        log_s = (torch.rand(1, generator=generator) * 2 - 1) * math.log(
+            self.rescale)
+        coords = coords * log_s.exp().to(device) + shift.to(device)
+        return self.tables(coords)
+
+    def _apply(self, fn, recurse=True):
+        self._patch_cache = {}
+        return super()._apply(fn, recurse)

@@ -1,0 +1,10 @@
+"""Custom operators of mmeac."""
+from .core_periphery_attention import (core_periphery_attention,
+                                       core_periphery_attention_reference,
+                                       core_periphery_mask,
+                                       sdpa_pair_attention)
+
+__all__ = [
+    'core_periphery_attention', 'core_periphery_attention_reference',
+    'core_periphery_mask', 'sdpa_pair_attention'
+]
