@@ -260,7 +260,8 @@ def test_rope_patch_tables_cached_per_size():
     model(torch.randn(1, 3, 32, 48))
     first = model.rope.patch_tables(2, 3, torch.device('cpu'))
     model(torch.randn(2, 3, 32, 48))
-    assert model.rope.patch_tables(2, 3, torch.device('cpu'))[0] is first[0]
+    assert model.rope.patch_tables(2, 3, torch.device('cpu')) is first
+    assert first.shape == (6, 8) and first.is_complex()
     assert len(model.rope._patch_cache) == 1
     model(torch.randn(1, 3, 64, 48))
     assert len(model.rope._patch_cache) == 2
@@ -337,3 +338,14 @@ def test_builds_from_each_library_registry():
     cfg = dict(type='EACViT', arch=TINY, max_cores=16)
     for registry in (SEG, DET, CLS):
         assert isinstance(registry.build(cfg), EACViT)
+
+
+def test_backbone_compiles_fullgraph():
+    model = tiny(max_cores=16, train_num_cores=16).eval()
+    x = torch.randn(1, 3, 48, 64)
+    compiled = torch.compile(model, fullgraph=True, backend='aot_eager')
+    torch.testing.assert_close(compiled(x)[0], model(x)[0])
+    model.train()  # a forced training budget traces without graph breaks
+    torch.manual_seed(0)
+    compiled(x)[0].sum().backward()
+    assert model.layers[0].attn.qkv.weight.grad is not None

@@ -54,17 +54,27 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, num_cores: int) -> None:
                          f'sequence length), got {num_cores}')
 
 
+def _new_output(q: Tensor, v: Tensor) -> Tensor:
+    """Output ``[B, heads, L, dv]`` laid out as ``[B, L, heads, dv]``.
+
+    That layout makes the usual ``out.transpose(1, 2).flatten(2)`` before the
+    output projection a free view instead of a copy.
+    """
+    b, h, length, _ = q.shape
+    return q.new_empty(b, length, h, v.shape[-1]).transpose(1, 2)
+
+
 def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
-@torch.library.custom_op(_OP, mutates_args=())
+@torch.library.custom_op(_OP, mutates_args=(), device_types=('cpu', 'cuda'))
 def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
                   scale: float) -> Tensor:
     """Composite kernel shared by the CPU and CUDA registrations."""
     _check_inputs(q, k, v, num_cores)
     c = num_cores
-    out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
+    out = _new_output(q, v)
     # core queries see every token
     out[:, :, :c] = _attend(q[:, :, :c], k, v, scale)
     # patch queries see the cores only
@@ -77,7 +87,7 @@ def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
 def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tensor:
     torch._check(q.dim() == 4)
-    return q.new_empty(q.shape[:-1] + (v.shape[-1], ))
+    return _new_output(q, v)
 
 
 def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -94,7 +104,8 @@ def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
     return grad_q, grad_k, grad_v
 
 
-@torch.library.custom_op(_OP_BWD, mutates_args=())
+@torch.library.custom_op(
+    _OP_BWD, mutates_args=(), device_types=('cpu', 'cuda'))
 def _cp_attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
                            out: Tensor, num_cores: int,
                            scale: float) -> Tuple[Tensor, Tensor, Tensor]:

@@ -40,11 +40,11 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                  paramwise_cfg: Optional[dict] = None) -> None:
         paramwise_cfg = dict(paramwise_cfg or {})
         self.layer_decay_rate = float(
-            paramwise_cfg.pop('layer_decay_rate', 1.0))
+            paramwise_cfg.get('layer_decay_rate', 1.0))
         self.no_decay_names: Sequence[str] = tuple(
-            paramwise_cfg.pop('no_decay_names',
+            paramwise_cfg.get('no_decay_names',
                               ('core_chunks', 'core_coord_chunks')))
-        self.backbone_attr = paramwise_cfg.pop('backbone', 'backbone')
+        self.backbone_attr = paramwise_cfg.get('backbone', 'backbone')
         if not 0 < self.layer_decay_rate <= 1:
             raise ValueError('layer_decay_rate must be in (0, 1], got '
                              f'{self.layer_decay_rate}')

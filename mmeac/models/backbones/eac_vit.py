@@ -394,20 +394,15 @@ class EACViT(BaseModule):
         patches = patches.flatten(2).transpose(1, 2)
         cores, rho = self._cores(num_cores, b)
         tokens = torch.cat([cores.to(patches.dtype), patches], dim=1)
-        p_cos, p_sin = self.rope.patch_tables(
-            hw[0], hw[1], x.device, augment=self.training)
-        p_cos, p_sin = (t.to(tokens.dtype).expand(b, -1, -1)
-                        for t in (p_cos, p_sin))
+        patch_rope = self.rope.patch_tables(
+            hw[0], hw[1], x.device, augment=self.training).expand(b, -1, -1)
 
         outs = []
         for i, layer in enumerate(self.layers):
             if i > 0:
                 rho = self.coord_updates[i - 1](rho, tokens[:, :num_cores])
-            c_cos, c_sin = self.rope.tables(torch.tanh(rho))
-            rope = (torch.cat([c_cos.to(tokens.dtype), p_cos],
-                              dim=1).unsqueeze(1),
-                    torch.cat([c_sin.to(tokens.dtype), p_sin],
-                              dim=1).unsqueeze(1))
+            rope = torch.cat([self.rope.tables(torch.tanh(rho)), patch_rope],
+                             dim=1)
             tokens = layer(tokens, num_cores, rope)
             if i == self.num_layers - 1 and self.final_norm:
                 tokens = self.ln_final(tokens)

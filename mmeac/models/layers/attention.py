@@ -60,23 +60,23 @@ class CorePeripheryAttention(nn.Module):
         self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
-    def _qkv(self, x: Tensor, rope: Tuple[Tensor, Tensor]):
-        b, length, _ = x.shape
-        qkv = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # [B, heads, L, d]
-        cos, sin = rope
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+    def _qkv(self, x: Tensor, rope: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Roped q, k and v, each ``[B, heads, L, head_dim]`` (views)."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))
+        # one rotation pass over q and k together: [B, L, 2, heads, d]
+        qk = apply_rope(qkv[:, :, :2], rope[:, :, None, None])
+        q, k = qk.transpose(1, 3).unbind(2)
+        return q, k, qkv[:, :, 2].transpose(1, 2)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor,
                num_cores: int) -> Tensor:
         return self._impls[self.impl](q, k, v, num_cores, self.scale)
 
-    def forward(self, x: Tensor, num_cores: int,
-                rope: Tuple[Tensor, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, num_cores: int, rope: Tensor) -> Tensor:
         """Args:
             x (Tensor): ``[B, C + N, D]``, cores first.
             num_cores (int): C.
-            rope (tuple[Tensor, Tensor]): cos / sin ``[B, 1, C + N, d]``.
+            rope (Tensor): Complex RoPE rotations ``[B, C + N, d / 2]``.
         """
         q, k, v = self._qkv(x, rope)
         out = self.attend(q, k, v, num_cores)

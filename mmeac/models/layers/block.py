@@ -1,6 +1,6 @@
 """Pre-norm EAC transformer block."""
 import copy
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch.utils.checkpoint as cp
 from mmengine.registry import MODELS
@@ -62,12 +62,12 @@ class EACBlock(nn.Module):
         self.with_cp = with_cp
 
     def _forward(self, x: Tensor, num_cores: int,
-                 rope: Tuple[Tensor, Tensor]) -> Tensor:
+                 rope: Tensor) -> Tensor:
         x = x + self.drop_path(self.attn(self.ln1(x), num_cores, rope))
         return x + self.drop_path(self.ffn(self.ln2(x)))
 
     def forward(self, x: Tensor, num_cores: int,
-                rope: Tuple[Tensor, Tensor]) -> Tensor:
+                rope: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(
                 self._forward, x, num_cores, rope, use_reentrant=False)

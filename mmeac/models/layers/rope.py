@@ -9,7 +9,7 @@ with x, the second half with y, each angle shared by an interleaved channel
 pair ``(2k, 2k + 1)``.
 """
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -17,17 +17,22 @@ from torch import Tensor, nn
 __all__ = ['AxialRoPE2D', 'apply_rope', 'farthest_point_coords']
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+def apply_rope(x: Tensor, cis: Tensor) -> Tensor:
     """Rotate interleaved channel pairs: ``(a, b) -> (a c - b s, b c + a s)``.
 
+    The pair ``(a, b)`` is the complex number ``a + ib`` and the rotation a
+    multiplication by ``cis = cos + i sin``: one pass over ``x``.
+
     Args:
-        x (Tensor): ``[..., L, head_dim]``.
-        cos (Tensor): Broadcastable to ``x``, each angle repeated for its pair.
-        sin (Tensor): Same shape as ``cos``.
+        x (Tensor): ``[..., head_dim]``; its last dim must be contiguous.
+        cis (Tensor): Complex ``[..., head_dim / 2]``, broadcastable to ``x``
+            with its last dim halved.
     """
-    pairs = x.unflatten(-1, (-1, 2))
-    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return x * cos + rotated * sin
+    dtype = x.dtype
+    if dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * cis).flatten(-2).to(dtype)
 
 
 def farthest_point_coords(num_points: int,
@@ -93,13 +98,16 @@ class AxialRoPE2D(nn.Module):
         self.head_dim = head_dim
         self.shift = shift
         self.rescale = rescale
-        self._patch_cache: Dict[tuple, Tuple[Tensor, Tensor]] = {}
+        self._patch_cache: Dict[tuple, Tensor] = {}
 
-    def tables(self, coords: Tensor) -> Tuple[Tensor, Tensor]:
-        """cos / sin tables ``[..., head_dim]`` for ``[..., 2]`` coords."""
+    def tables(self, coords: Tensor) -> Tensor:
+        """Complex rotations ``[..., head_dim / 2]`` for ``[..., 2]`` coords.
+
+        Entry ``k < head_dim / 4`` rotates pair ``k`` by the x angle of
+        frequency ``k``; entry ``head_dim / 4 + k`` by the y angle.
+        """
         angles = coords.unsqueeze(-1).float() * self.omega  # [..., 2, F]
-        angles = angles.flatten(-2).repeat_interleave(2, dim=-1)
-        return angles.cos(), angles.sin()
+        return torch.polar(torch.ones_like(angles), angles).flatten(-2)
 
     @staticmethod
     def patch_coords(h: int, w: int, device: torch.device) -> Tensor:
@@ -115,8 +123,8 @@ class AxialRoPE2D(nn.Module):
                      device: torch.device,
                      augment: bool = False,
                      generator: Optional[torch.Generator] = None
-                     ) -> Tuple[Tensor, Tensor]:
-        """Patch tables ``[h * w, head_dim]``.
+                     ) -> Tensor:
+        """Patch rotations ``[h * w, head_dim / 2]`` (complex).
 
         Without ``augment`` they are computed once per ``(h, w, device)`` and
         cached. With ``augment`` (training) the coordinates get one random
