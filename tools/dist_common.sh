@@ -1,0 +1,35 @@
+# Checks shared by tools/dist_*.sh and tools/slurm_*.sh (sourced, not run).
+# Each prints one line naming the problem and exits non-zero.
+
+_die() { echo "$(basename "$0"): error: $*" >&2; exit 2; }
+
+# check_config CONFIG: a config file, or a pkg::path config (resolved by
+# tools/train.py / tools/test.py).
+check_config() {
+    case "$1" in
+        *::*) ;;
+        *) [ -f "$1" ] || _die "config file '$1' does not exist" ;;
+    esac
+}
+
+# check_file PATH WHAT
+check_file() {
+    case "$1" in
+        *://*) ;;
+        *) [ -f "$1" ] || _die "$2 '$1' does not exist" ;;
+    esac
+}
+
+# check_gpus N: a positive integer, and no more than the GPUs of this node
+# when it has any (without GPUs the processes run on the CPU).
+check_gpus() {
+    case "$1" in
+        ''|*[!0-9]*|0) _die "GPUS must be a positive integer, got '$1'" ;;
+    esac
+    local present
+    present=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)' 2>/dev/null) \
+        || _die "cannot import torch with '$PYTHON'"
+    if [ "$present" -gt 0 ] && [ "$1" -gt "$present" ]; then
+        _die "$1 GPUs asked for, but this node has $present"
+    fi
+}
