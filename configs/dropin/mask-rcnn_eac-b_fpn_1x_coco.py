@@ -1,0 +1,26 @@
+# Drop-in: mmdet's own Mask R-CNN 1x recipe (ResNet-50 + FPN, SGD, 1333x800,
+# shipped in the mmdet wheel) with the ResNet-50 + FPN swapped for EAC-B + a
+# simple feature pyramid. Everything else (heads, data, schedule, metric)
+# is mmdet's. The tuned EAC recipe is
+# configs/eac/mask-rcnn_eac-b_fpn_lsj-1024_coco.py.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='EACViT',
+        arch='b',
+        out_indices=(11, ),
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/eac-b_veca.pth')),
+    neck=dict(
+        _delete_=True,
+        type='SimpleFeaturePyramid',
+        in_channels=768,
+        out_channels=256,
+        num_outs=5))
+
+# The EAC backbone trains with nested dropout over its cores (cores outside
+# a step's budget get no gradient), which DDP must be told about.
+find_unused_parameters = True

@@ -1,0 +1,74 @@
+# ImageNet-1k fine-tuning of EAC-B at 256 px: the whole backbone trains with
+# layer-wise lr decay 0.65 (AdamW, lr 2e-3 at batch 1024, weight decay 0.05;
+# norms, biases and the core bank without decay), stochastic depth 0.1,
+# RandAugment + random erasing + Mixup/CutMix + label smoothing, 5 warm-up
+# epochs then cosine, 100 epochs. Nested dropout over the core axis stays on
+# (backbone default budgets 8..64), so the fine-tuned model keeps every
+# budget: test one with `--cfg-options model.backbone.num_cores=16`.
+# Mixed precision: `tools/train.py CONFIG --amp`.
+_base_ = [
+    '../_base_/models/eac-b_linear-cls.py',
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
+
+pretrained = 'checkpoints/eac-b_veca.pth'
+model = dict(
+    backbone=dict(
+        frozen_stages=-1,
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    head=dict(
+        loss=dict(
+            _delete_=True,
+            type='LabelSmoothLoss',
+            label_smooth_val=0.1,
+            mode='original'),
+        init_cfg=dict(type='TruncNormal', layer='Linear', std=2e-5)),
+    train_cfg=dict(augments=[
+        dict(type='Mixup', alpha=0.8),
+        dict(type='CutMix', alpha=1.0)
+    ]))
+
+train_dataloader = dict(batch_size=128)
+val_dataloader = dict(batch_size=128)
+test_dataloader = val_dataloader
+
+max_epochs = 100
+warmup_epochs = 5
+optim_wrapper = dict(
+    type='OptimWrapper',  # `tools/train.py --amp` switches to AmpOptimWrapper
+    constructor='LayerDecayOptimWrapperConstructor',
+    optimizer=dict(
+        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(layer_decay_rate=0.65))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=1e-6,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True)
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+
+# Cores outside a step's budget get no gradient: tell DDP.
+find_unused_parameters = True
+randomness = dict(seed=0, diff_rank_seed=True)
+# base_batch_size = 8 GPUs x 128 images; USER SHOULD NOT CHANGE IT.
+auto_scale_lr = dict(base_batch_size=1024)

@@ -1,0 +1,611 @@
+"""Latency, throughput and peak memory: EAC vs its dense twin vs mmseg ViT.
+
+Side by side in one run, for each image size, model and core budget:
+
+* models: ``eac`` (EACViT, one row per budget), ``dense`` (the same network
+  with dense attention, at the largest budget) and ``vit`` (mmseg's own
+  ``VisionTransformer`` with the ViT settings of mmseg's ViT-B configs and
+  the width / depth / heads of ``--arch``; ``--arch b`` is ViT-B);
+* scopes: ``backbone`` and ``model`` (the whole segmentor: an mmseg
+  ``EncoderDecoder`` with a linear head, or with ``--config`` the config's
+  segmentor / detector / classifier with its backbone swapped for each
+  peer);
+* modes: ``forward`` (eval, ``torch.no_grad``) and ``train`` (train mode,
+  forward + backward of the sum of the raw outputs; losses and label
+  assignment are not part of it, the EAC budget is fixed with
+  ``train_num_cores``; with batch 1, BatchNorm layers use their running
+  statistics, since one image cannot be batch-normalised).
+
+Timing: median of ``--repeats`` runs after ``--warmup`` runs; CUDA events
+(synchronised) on GPU, ``time.perf_counter`` on CPU. Peak memory: the
+largest amount of tensor memory the step allocates on top of what existed
+before it (``torch.cuda.max_memory_allocated`` on GPU; on CPU the running
+sum of every allocation / free of PyTorch's CPU allocator recorded by
+``torch.profiler(profile_memory=True)``), measured on one extra run.
+Cases whose attention matrices (mmseg ViT materialises them) would not fit
+in memory are skipped and reported as such.
+
+Writes ``benchmark.json``, ``benchmark.md`` (tables + fitted exponent of
+time vs number of patches N) and ``benchmark.png`` to ``--out-dir``.
+
+Examples::
+
+    python tools/analysis_tools/benchmark.py --out-dir work_dirs/bench
+    python tools/analysis_tools/benchmark.py --sizes 512 1024 --budgets 16 64 \\
+        --scopes backbone --modes forward --repeats 3
+    python tools/analysis_tools/benchmark.py --arch '{"embed_dims": 64,
+        "num_layers": 2, "num_heads": 2, "mlp_ratio": 2.66667}' \\
+        --max-cores 16 --budgets 8 16 --sizes 64 96 --repeats 1 --out-dir /tmp/b
+    python tools/analysis_tools/benchmark.py --config CONFIG --scopes model
+"""
+import argparse
+import copy
+import gc
+import json
+import os
+import os.path as osp
+import platform
+import signal
+import sys
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+SCOPES = ('backbone', 'model')
+MODES = ('forward', 'train')
+KINDS = ('eac', 'dense', 'vit')
+LABELS = dict(eac='EAC', dense='EAC dense twin', vit='mmseg ViT')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Benchmark EAC against its dense twin and mmseg ViT.')
+    parser.add_argument(
+        '--config',
+        help='config of an EAC model; its model is the "model" scope and '
+        'its backbone the "backbone" scope (default: EACViT --arch and a '
+        'linear-head EncoderDecoder)')
+    parser.add_argument(
+        '--arch',
+        default='b',
+        help='EAC arch without --config: s, s+, b, l or a JSON dict '
+        '(default b); the ViT peer uses its width/depth/heads')
+    parser.add_argument('--max-cores', type=int, default=64)
+    parser.add_argument(
+        '--sizes', type=int, nargs='+', default=[512, 1024, 2048],
+        help='square image sizes in px (default 512 1024 2048)')
+    parser.add_argument(
+        '--budgets', type=int, nargs='+', default=None,
+        help='EAC core budgets (default 8 16 32 64, capped at max cores)')
+    parser.add_argument(
+        '--models', nargs='+', default=list(KINDS), choices=KINDS)
+    parser.add_argument(
+        '--scopes', nargs='+', default=list(SCOPES), choices=SCOPES)
+    parser.add_argument(
+        '--modes', nargs='+', default=list(MODES), choices=MODES)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument(
+        '--max-seconds',
+        type=float,
+        default=120.0,
+        help='stop repeating a case once its timed runs took this long '
+        '(at least one run is timed; default 120)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--num-classes', type=int, default=150)
+    parser.add_argument(
+        '--device', default='auto', help='auto (default), cpu or cuda')
+    parser.add_argument(
+        '--threads', type=int, default=None,
+        help='torch.set_num_threads (default: torch default)')
+    parser.add_argument(
+        '--no-memory', action='store_true', help='skip peak memory')
+    parser.add_argument(
+        '--mem-limit-gb',
+        type=float,
+        default=None,
+        help='skip cases estimated to need more (default: 80%% of the '
+        'memory available at start)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--out-dir', required=True, help='where results are written')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value')
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------ setup
+class Plan:
+    """Validated settings and the model configs of every case."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from mmeac.utils.analysis_models import (eac_backbone_cfg,
+                                                 load_model_config,
+                                                 parse_arch)
+        if args.repeats < 1 or args.warmup < 0:
+            raise ValueError('--repeats must be >= 1 and --warmup >= 0')
+        if args.batch_size < 1:
+            raise ValueError('--batch-size must be >= 1')
+        self.sizes = sorted(set(args.sizes))
+        if min(self.sizes) < 16:
+            raise ValueError(f'--sizes must be at least one 16 px patch, got '
+                             f'{args.sizes}')
+        self.model_cfg = None
+        if args.config:
+            if not osp.isfile(args.config):
+                raise ValueError(f'config file {args.config} does not exist')
+            cfg = load_model_config(args.config, args.cfg_options)
+            model_cfg = cfg.model.to_dict()
+            backbone = model_cfg.get('backbone') or {}
+            if str(backbone.get('type', '')).split('.')[-1] != 'EACViT':
+                raise ValueError(f'config {args.config}: model.backbone is '
+                                 'not an EACViT')
+            for d in (model_cfg, backbone):
+                d.pop('init_cfg', None)
+                d.pop('pretrained', None)
+            self.backbone_cfg = backbone
+            self.model_cfg = model_cfg
+        else:
+            self.backbone_cfg = eac_backbone_cfg(
+                parse_arch(args.arch), max_cores=args.max_cores)
+        probe = self._build_backbone('eac')
+        self.patch_size = probe.patch_size
+        self.embed_dims = probe.embed_dims
+        self.arch = dict(probe.arch_settings)
+        self.max_cores = probe.max_cores
+        budgets = args.budgets or [
+            b for b in (8, 16, 32, 64) if b <= probe.max_cores
+        ] or [probe.max_cores]
+        for b in budgets:
+            probe.num_cores = b  # ValueError naming the allowed budgets
+        self.budgets = sorted(set(budgets))
+        del probe
+
+    def _build_backbone(self, kind: str, size: int = 224):
+        from mmeac.utils.analysis_models import (build_model,
+                                                 peer_backbone_cfg)
+        return build_model(
+            peer_backbone_cfg(self.backbone_cfg, kind, (size, size)))
+
+    def build(self, kind: str, scope: str, size: int, num_classes: int):
+        from mmeac.utils.analysis_models import (build_model,
+                                                 linear_segmentor,
+                                                 peer_backbone_cfg)
+        backbone = peer_backbone_cfg(self.backbone_cfg, kind, (size, size))
+        if scope == 'backbone':
+            return build_model(backbone)
+        if self.model_cfg is None:
+            return build_model(
+                linear_segmentor(backbone, self.embed_dims, num_classes))
+        cfg = copy.deepcopy(self.model_cfg)
+        cfg['backbone'] = backbone
+        return build_model(cfg)
+
+
+def _estimated_bytes(kind: str, mode: str, arch: dict, tokens: int,
+                     batch: int) -> int:
+    """Rough lower bound of the attention memory of a step.
+
+    mmseg's ViT (``nn.MultiheadAttention`` with attention weights) holds
+    ``heads x L^2`` score matrices: about 3 at a time in a forward, one per
+    layer (plus 2) kept for a backward. EAC and its dense twin use SDPA /
+    the core-periphery op, which never hold an ``L^2`` matrix on CPU.
+    """
+    if kind != 'vit':
+        return 0
+    per_matrix = batch * arch['num_heads'] * tokens * tokens * 4
+    return per_matrix * (3 if mode == 'forward' else arch['num_layers'] + 2)
+
+
+def _cases(args, plan: Plan) -> List[Dict]:
+    cases = []
+    for scope in args.scopes:
+        for kind in args.models:
+            for size in plan.sizes:
+                budgets = plan.budgets if kind == 'eac' else (
+                    [max(plan.budgets)] if kind == 'dense' else [None])
+                for budget in budgets:
+                    for mode in args.modes:
+                        cases.append(
+                            dict(scope=scope, kind=kind, size=size,
+                                 budget=budget, mode=mode))
+    return cases
+
+
+def _freeze_batch_norm(model) -> None:
+    """BatchNorm layers in eval mode: one image cannot be batch-normalised
+    (e.g. a pooled 1x1 map in UperNet's PPM), so a batch-1 training step
+    uses the running statistics."""
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.eval()
+
+
+def _set_budget(model, budget: Optional[int]) -> None:
+    backbone = getattr(model, 'backbone', model)
+    if budget is not None and hasattr(backbone, 'train_num_cores'):
+        backbone.num_cores = budget
+        backbone.train_num_cores = budget
+
+
+# -------------------------------------------------------------- measuring
+def _step_fn(model, scope: str, mode: str, inputs, samples):
+    from mmeac.utils.analysis_models import output_sum, tensor_forward
+
+    def forward():
+        if scope == 'backbone':
+            return model(inputs)
+        return tensor_forward(model, inputs, samples)
+
+    if mode == 'forward':
+
+        def run(zero_grad: bool = True):
+            with torch.no_grad():
+                return forward()
+    else:
+
+        def run(zero_grad: bool = True):
+            if zero_grad:
+                model.zero_grad(set_to_none=True)
+            loss = output_sum(forward())
+            loss.backward()
+
+    return run
+
+
+def measure(args, plan: Plan, device: torch.device,
+            results: List[Dict]) -> List[Dict]:
+    """Run every case, appending one entry per case to ``results`` (so
+    that an interrupted run keeps what it measured)."""
+    from mmeac.utils.analysis_models import make_data_samples
+    from mmeac.utils.benchmark import (available_memory_bytes,
+                                       peak_memory_bytes, summarize_times,
+                                       time_runs)
+    from mmeac.utils.flops import eac_backbone_flops, vit_backbone_flops
+    limit = (args.mem_limit_gb * 2**30 if args.mem_limit_gb is not None else
+             0.8 * available_memory_bytes(device))
+    cases = _cases(args, plan)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(cases), desc='benchmark', file=sys.stderr,
+                   dynamic_ncols=True)
+    model, model_key = None, None
+    for case in cases:
+        scope, kind, size, budget, mode = (case[k] for k in (
+            'scope', 'kind', 'size', 'budget', 'mode'))
+        if bar is not None:
+            bar.set_postfix_str(f'{scope} {kind} {size}px '
+                                f'{"C=%d " % budget if budget else ""}{mode}')
+        n = (size // plan.patch_size)**2
+        tokens = n + (budget or 0) if kind != 'vit' else n + 1
+        a = plan.arch
+        if kind == 'vit':
+            flops = vit_backbone_flops(a['embed_dims'], a['num_layers'], 4, n,
+                                       patch_size=plan.patch_size,
+                                       batch_size=args.batch_size)
+        else:
+            flops = eac_backbone_flops(a['embed_dims'], a['num_layers'],
+                                       a['mlp_ratio'], n, budget,
+                                       patch_size=plan.patch_size,
+                                       dense=kind == 'dense',
+                                       batch_size=args.batch_size)
+        entry = dict(case, model=LABELS[kind], num_patches=n, tokens=tokens,
+                     batch_size=args.batch_size,
+                     backbone_gflops_forward=flops['total'] / 1e9)
+        need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
+        if need > limit:
+            entry['skipped'] = (f'estimated attention memory '
+                                f'{need / 2**30:.1f} GiB > limit '
+                                f'{limit / 2**30:.1f} GiB')
+            results.append(entry)
+            if bar is not None:
+                bar.update()
+            continue
+        key = (scope, kind, size if kind == 'vit' else None)
+        if key != model_key:
+            model = None
+            gc.collect()
+            torch.manual_seed(args.seed)
+            model = plan.build(kind, scope, size, args.num_classes).to(device)
+            model_key = key
+        model.train(mode == 'train')
+        if mode == 'train' and args.batch_size == 1:
+            _freeze_batch_norm(model)
+        _set_budget(model, budget)
+        gen = torch.Generator().manual_seed(args.seed)
+        inputs = torch.randn(args.batch_size, 3, size, size,
+                             generator=gen).to(device)
+        samples = make_data_samples(model, args.batch_size, size, size)
+        run = _step_fn(model, scope, mode, inputs, samples)
+        try:
+            times = time_runs(run, device, args.repeats, args.warmup,
+                              args.max_seconds)
+            stats = summarize_times(times)
+            entry.update(
+                latency_ms=stats['median'] * 1e3,
+                latency_ms_runs=[t * 1e3 for t in times],
+                latency_ms_std=stats['std'] * 1e3,
+                throughput_img_s=args.batch_size / stats['median'])
+            if not args.no_memory:
+                model.zero_grad(set_to_none=True)
+                entry['peak_mem_mb'] = peak_memory_bytes(
+                    lambda: run(zero_grad=False), device) / 2**20
+        except (RuntimeError, MemoryError, ValueError) as err:  # e.g. OOM
+            msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
+            entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
+        model.zero_grad(set_to_none=True)
+        results.append(entry)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return results
+
+
+# ---------------------------------------------------------------- reports
+def _label(r: Dict) -> str:
+    return r['model'] + (f" C={r['budget']}" if r['kind'] == 'eac' else '')
+
+
+def scaling(results: List[Dict]) -> List[Dict]:
+    """Fitted exponent k of latency ~ N^k per (scope, mode, model)."""
+    from mmeac.utils.flops import fit_power_law
+    groups: Dict[Tuple, List[Dict]] = {}
+    for r in results:
+        if 'latency_ms' in r:
+            groups.setdefault((r['scope'], r['mode'], _label(r)),
+                              []).append(r)
+    out = []
+    for (scope, mode, label), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r['num_patches'])
+        ns = [r['num_patches'] for r in rs]
+        out.append(
+            dict(scope=scope, mode=mode, model=label, num_patches=ns,
+                 sizes=[r['size'] for r in rs],
+                 time_exponent=fit_power_law(ns, [r['latency_ms']
+                                                  for r in rs]),
+                 memory_exponent=fit_power_law(
+                     ns, [r.get('peak_mem_mb', 0) for r in rs])))
+    return out
+
+
+def _speedups(results: List[Dict]) -> None:
+    """Add ``speedup_vs_vit`` / ``speedup_vs_dense`` (latency ratios)."""
+    ref = {}
+    for r in results:
+        if 'latency_ms' in r and r['kind'] in ('vit', 'dense'):
+            ref[(r['kind'], r['scope'], r['mode'], r['size'])] = r
+    for r in results:
+        if 'latency_ms' not in r:
+            continue
+        for kind in ('vit', 'dense'):
+            other = ref.get((kind, r['scope'], r['mode'], r['size']))
+            if other is not None and r['kind'] != kind:
+                r[f'speedup_vs_{kind}'] = other['latency_ms'] / r[
+                    'latency_ms']
+                if 'peak_mem_mb' in r and other.get('peak_mem_mb'):
+                    r[f'memory_ratio_vs_{kind}'] = r['peak_mem_mb'] / other[
+                        'peak_mem_mb']
+
+
+def _fmt(v, spec: str = '.1f') -> str:
+    if v is None:
+        return '-'
+    if isinstance(v, float) and v != v:
+        return 'nan'
+    return format(v, spec)
+
+
+def markdown(report: Dict) -> str:
+    env = report['environment']
+    lines = [
+        '# Benchmark: EAC vs dense twin vs mmseg ViT', '',
+        f"Device: {env['device']} ({env['device_name']}), torch "
+        f"{env['torch']}, {env['threads']} threads, batch "
+        f"{report['settings']['batch_size']}, fp32, median of "
+        f"{report['settings']['repeats']} runs after "
+        f"{report['settings']['warmup']} warmup. Peak memory: tensor "
+        f'memory the step allocates on top of parameters and inputs.', ''
+    ]
+    if not report.get('complete', True):
+        lines += [
+            f"**Interrupted: {len(report['results'])} of "
+            f"{report['planned_cases']} cases measured.**", ''
+        ]
+    res = report['results']
+    for scope in SCOPES:
+        for mode in MODES:
+            rows = [r for r in res if r['scope'] == scope and r['mode'] == mode]
+            if not rows:
+                continue
+            what = 'forward' if mode == 'forward' else 'forward + backward'
+            lines += [
+                f'## {scope}, {what}', '',
+                '| size | N | model | latency (ms) | img/s | peak mem (MiB) '
+                '| backbone GFLOPs | speedup vs ViT | speedup vs dense | '
+                'mem vs ViT |', '|' + '---|' * 10
+            ]
+            for r in sorted(rows, key=lambda r: (r['size'], KINDS.index(
+                    r['kind']), r['budget'] or 0)):
+                if 'skipped' in r:
+                    lines.append(
+                        f"| {r['size']} | {r['num_patches']} | {_label(r)} "
+                        f"| skipped: {r['skipped']} | | | | | | |")
+                    continue
+                lines.append(
+                    f"| {r['size']} | {r['num_patches']} | {_label(r)} | "
+                    f"{_fmt(r['latency_ms'])} | "
+                    f"{_fmt(r['throughput_img_s'], '.3f')} | "
+                    f"{_fmt(r.get('peak_mem_mb'))} | "
+                    f"{_fmt(r['backbone_gflops_forward'], '.2f')} | "
+                    f"{_fmt(r.get('speedup_vs_vit'), '.2f')} | "
+                    f"{_fmt(r.get('speedup_vs_dense'), '.2f')} | "
+                    f"{_fmt(r.get('memory_ratio_vs_vit'), '.2f')} |")
+            lines.append('')
+    if report['scaling']:
+        lines += [
+            '## How cost grows with resolution', '',
+            'Least-squares exponent k of latency ~ N^k (N = patches) over '
+            'the measured sizes; linear in N is k = 1, quadratic k = 2.', '',
+            '| scope | mode | model | sizes | time exponent k | memory '
+            'exponent |', '|---|---|---|---|---|---|'
+        ]
+        for s in report['scaling']:
+            lines.append(
+                f"| {s['scope']} | {s['mode']} | {s['model']} | "
+                f"{', '.join(map(str, s['sizes']))} | "
+                f"{_fmt(s['time_exponent'], '.2f')} | "
+                f"{_fmt(s['memory_exponent'], '.2f')} |")
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def plot(report: Dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    res = [r for r in report['results'] if 'latency_ms' in r]
+    panels = [(s, m) for s in SCOPES for m in MODES
+              if any(r['scope'] == s and r['mode'] == m for r in res)]
+    panels = panels or [('backbone', 'forward')]
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(4.5 * len(panels), 7.5), squeeze=False)
+    for col, (scope, mode) in enumerate(panels):
+        rows = [r for r in res if r['scope'] == scope and r['mode'] == mode]
+        labels = [
+            _label(r) for r in sorted(
+                rows, key=lambda r: (KINDS.index(r['kind']), r['budget'] or 0))
+        ]
+        labels = list(dict.fromkeys(labels))
+        for row, (key, ylabel) in enumerate(
+            [('latency_ms', 'latency (ms)'), ('peak_mem_mb',
+                                              'peak memory (MiB)')]):
+            ax = axes[row][col]
+            for label in labels:
+                pts = sorted((r['size'], r[key]) for r in rows
+                             if _label(r) == label and r.get(key))
+                if pts:
+                    ax.plot(*zip(*pts), marker='o', label=label)
+            ax.set_xscale('log', base=2)
+            ax.set_yscale('log')
+            sizes = sorted({r['size'] for r in rows})
+            ax.set_xticks(sizes)
+            ax.set_xticklabels([str(s) for s in sizes])
+            ax.minorticks_off()
+            ax.set_xlabel('image size (px)')
+            ax.set_ylabel(ylabel)
+            ax.set_title(f'{scope}, {mode}')
+            ax.grid(True, which='both', alpha=0.3)
+            if labels:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _environment(device: torch.device) -> Dict:
+    name = platform.processor() or platform.machine()
+    if device.type == 'cuda':
+        name = torch.cuda.get_device_name(device)
+    else:
+        try:
+            with open('/proc/cpuinfo') as f:
+                for line in f:
+                    if line.startswith('model name'):
+                        name = line.split(':', 1)[1].strip()
+                        break
+        except OSError:
+            pass
+    return dict(device=device.type, device_name=name,
+                torch=torch.__version__, threads=torch.get_num_threads(),
+                cpu_count=os.cpu_count())
+
+
+def _write_atomic(folder: str, files: Dict[str, object]) -> None:
+    """Write every output to a temporary folder, then move them in place."""
+    os.makedirs(folder, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=folder, prefix='.tmp_bench_')
+    try:
+        for name, writer in files.items():
+            writer(osp.join(tmp, name))
+        for name in files:
+            os.replace(osp.join(tmp, name), osp.join(folder, name))
+    finally:
+        for name in os.listdir(tmp):
+            os.remove(osp.join(tmp, name))
+        os.rmdir(tmp)
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    import mmeac  # noqa: F401
+    from mmeac.utils.benchmark import resolve_device
+    try:
+        device = resolve_device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        plan = Plan(args)
+    except ValueError as err:
+        print(f'benchmark.py: error: {err}', file=sys.stderr)
+        return 2
+    results: List[Dict] = []
+    planned = len(_cases(args, plan))
+    try:  # `timeout` / a scheduler stopping the run: keep the results
+        old_handler = signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:  # not in the main thread
+        old_handler = None
+    try:
+        measure(args, plan, device, results)
+    except KeyboardInterrupt:
+        print(f'\ninterrupted: writing the {len(results)} of {planned} '
+              'cases measured so far', file=sys.stderr)
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    _speedups(results)
+    report = dict(
+        environment=_environment(device),
+        settings=dict(
+            config=args.config, arch=plan.arch, max_cores=plan.max_cores,
+            sizes=plan.sizes, budgets=plan.budgets, models=args.models,
+            scopes=args.scopes, modes=args.modes, repeats=args.repeats,
+            warmup=args.warmup, batch_size=args.batch_size,
+            dtype='float32'),
+        complete=len(results) == planned,
+        planned_cases=planned,
+        results=results,
+        scaling=scaling(results))
+    md = markdown(report)
+
+    def write_text(text):
+
+        def write(path):
+            with open(path, 'w') as f:
+                f.write(text)
+
+        return write
+
+    _write_atomic(
+        args.out_dir, {
+            'benchmark.json': write_text(json.dumps(report, indent=2)),
+            'benchmark.md': write_text(md),
+            'benchmark.png': lambda p: plot(report, p),
+        })
+    print(md)
+    print(f'wrote benchmark.json, benchmark.md, benchmark.png to '
+          f'{args.out_dir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Attention benchmark of the EAC backbone (a benchmark, not a test).
+
+Three comparisons, each side by side in one run (batch 1, fp32, median of
+``--repeats`` runs after ``--warmup``, ``torch.no_grad`` for forward-only,
+torch's default thread count unless ``--threads``):
+
+1. ``backbone``: EAC (budget ``--num-cores``, default 64) against the same
+   network with dense attention over all tokens, forward, at ``--sizes``
+   (default 512 1024 2048). Targets for EAC-B: >= 1.8x faster at 1024 and
+   >= 4.2x at 2048 (the analytic FLOP ratios are printed next to them).
+2. ``op``: the custom op ``torch.ops.mmeac.core_periphery_attention``
+   against the authors' formulation (``sdpa_pair_attention``: two
+   ``scaled_dot_product_attention`` calls and a concatenation), at the
+   attention shapes of the backbone at ``--op-sizes`` (default 1024 2048),
+   forward and forward + backward. Target: no slower (ratio >= 1).
+3. ``linear``: the backbone forward at ``--linear-size`` (default 1024)
+   against its linear layers alone: the same matmuls (qkv, proj, fc1, fc2
+   of every block over all C + N tokens, with the model's weights, on
+   preallocated contiguous inputs) and the patch-embedding convolution.
+   Target: within 1.10x.
+
+Dense attention at 2048 px is slow on a small CPU: ``--max-seconds`` stops
+repeating a case once its timed runs took that long (one run is always
+timed).
+
+Examples::
+
+    python tools/analysis_tools/benchmark_attention.py --json work_dirs/attn.json
+    python tools/analysis_tools/benchmark_attention.py --sizes 512 1024 \\
+        --op-sizes 1024 --sections backbone op
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+SECTIONS = ('backbone', 'op', 'linear')
+TARGETS = {
+    'backbone': {1024: 1.8, 2048: 4.2},
+    'op': 1.0,
+    'linear': 1.10,
+}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='EAC attention benchmark: vs dense twin, op vs two '
+        'SDPA calls, whole forward vs its linear layers.')
+    parser.add_argument(
+        '--arch', default='b',
+        help='EAC arch: s, s+, b, l or a JSON dict (default b)')
+    parser.add_argument('--max-cores', type=int, default=64)
+    parser.add_argument('--num-cores', type=int, default=64,
+                        help='budget C (default 64)')
+    parser.add_argument('--sizes', type=int, nargs='+',
+                        default=[512, 1024, 2048],
+                        help='sizes of the backbone comparison')
+    parser.add_argument('--op-sizes', type=int, nargs='+',
+                        default=[1024, 2048],
+                        help='sizes whose attention shapes the op is timed at')
+    parser.add_argument('--linear-size', type=int, default=1024)
+    parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
+                        choices=SECTIONS)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--max-seconds', type=float, default=120.0,
+                        help='stop repeating a case after this many timed '
+                        'seconds (default 120)')
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', metavar='PATH',
+                        help='write the results as JSON')
+    return parser.parse_args(argv)
+
+
+def _median_ms(fn: Callable[[], object], args) -> Dict:
+    from mmeac.utils.benchmark import summarize_times, time_runs
+    times = time_runs(fn, torch.device('cpu'), args.repeats, args.warmup,
+                      args.max_seconds)
+    s = summarize_times(times)
+    return dict(median_ms=s['median'] * 1e3,
+                runs_ms=[t * 1e3 for t in times])
+
+
+def _backbone(args, dense: bool):
+    from mmeac.utils.analysis_models import build_model, eac_backbone_cfg
+    torch.manual_seed(args.seed)
+    model = build_model(
+        eac_backbone_cfg(args.arch, max_cores=args.max_cores,
+                         num_cores=args.num_cores, dense=dense))
+    return model.eval()
+
+
+def _image(size: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 3, size, size, generator=gen)
+
+
+def bench_backbone(args, eac, dense) -> List[Dict]:
+    from mmeac.utils.flops import eac_backbone_flops
+    rows = []
+    for size in args.sizes:
+        x = _image(size, args.seed)
+        n = (size // eac.patch_size)**2
+        out = dict(size=size, num_patches=n, num_cores=args.num_cores)
+        for name, model in (('eac', eac), ('dense', dense)):
+            with torch.no_grad():
+                out[name] = _median_ms(lambda: model(x), args)
+        flops = [
+            eac_backbone_flops(eac.embed_dims, eac.num_layers, eac.mlp_ratio,
+                               n, args.num_cores, eac.patch_size,
+                               dense=d)['total'] for d in (False, True)
+        ]
+        out['speedup'] = out['dense']['median_ms'] / out['eac']['median_ms']
+        out['flop_ratio'] = flops[1] / flops[0]
+        out['target'] = TARGETS['backbone'].get(size)
+        rows.append(out)
+    return rows
+
+
+def bench_op(args, eac) -> List[Dict]:
+    from mmeac.ops import core_periphery_attention, sdpa_pair_attention
+    heads, c = eac.num_heads, args.num_cores
+    d = eac.embed_dims // heads
+    rows = []
+    for size in args.op_sizes:
+        n = (size // eac.patch_size)**2
+        gen = torch.Generator().manual_seed(args.seed)
+        q, k, v, g = (torch.randn(1, heads, c + n, d, generator=gen)
+                      for _ in range(4))
+        out = dict(size=size, shape=[1, heads, c + n, d], num_cores=c)
+        impls = (('op', core_periphery_attention), ('sdpa_pair',
+                                                    sdpa_pair_attention))
+        for name, fn in impls:
+            with torch.no_grad():
+                out[f'{name}_forward'] = _median_ms(
+                    lambda: fn(q, k, v, c), args)
+            qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+
+            def step():
+                for t in (qg, kg, vg):
+                    t.grad = None
+                fn(qg, kg, vg, c).backward(g)
+
+            out[f'{name}_train'] = _median_ms(step, args)
+        for mode in ('forward', 'train'):
+            out[f'ratio_{mode}'] = (out[f'sdpa_pair_{mode}']['median_ms'] /
+                                    out[f'op_{mode}']['median_ms'])
+        out['target'] = TARGETS['op']
+        rows.append(out)
+    return rows
+
+
+def linear_only_fn(backbone, size: int, seed: int) -> Callable[[], None]:
+    """The backbone's matmuls alone: patch conv + qkv/proj/fc1/fc2 per block
+    over all C + N tokens, on preallocated contiguous inputs."""
+    p = backbone.patch_size
+    n = (size // p)**2
+    tokens = n + backbone.num_cores
+    gen = torch.Generator().manual_seed(seed)
+    img = _image(size, seed)
+    x = torch.randn(1, tokens, backbone.embed_dims, generator=gen)
+    hidden = backbone.layers[0].ffn.fc2.in_features
+    h = torch.randn(1, tokens, hidden, generator=gen)
+
+    def run():
+        backbone.patch_embed.proj(img)
+        for layer in backbone.layers:
+            layer.attn.qkv(x)
+            layer.attn.proj(x)
+            layer.ffn.fc1(x)
+            layer.ffn.fc2(h)
+
+    return run
+
+
+def bench_linear(args, eac) -> Dict:
+    size = args.linear_size
+    x = _image(size, args.seed)
+    with torch.no_grad():
+        full = _median_ms(lambda: eac(x), args)
+        linear = _median_ms(linear_only_fn(eac, size, args.seed), args)
+    return dict(size=size, num_cores=args.num_cores, backbone=full,
+                linear_only=linear,
+                ratio=full['median_ms'] / linear['median_ms'],
+                target=TARGETS['linear'])
+
+
+def format_report(res: Dict) -> str:
+    lines = [f"EAC attention benchmark: arch {res['arch']}, C="
+             f"{res['num_cores']}, batch 1, fp32, {res['threads']} threads, "
+             f"median of {res['repeats']} runs", '']
+    if 'backbone' in res:
+        lines += ['| size | N | EAC fwd (ms) | dense fwd (ms) | speedup | '
+                  'FLOP ratio | target |', '|---|---|---|---|---|---|---|']
+        for r in res['backbone']:
+            tgt = f">= {r['target']}x" if r['target'] else '-'
+            lines.append(
+                f"| {r['size']} | {r['num_patches']} | "
+                f"{r['eac']['median_ms']:.1f} | {r['dense']['median_ms']:.1f}"
+                f" | {r['speedup']:.2f}x | {r['flop_ratio']:.2f}x | {tgt} |")
+        lines.append('')
+    if 'op' in res:
+        lines += ['| size | q/k/v shape | op fwd (ms) | 2xSDPA+cat fwd (ms) '
+                  '| ratio | op fwd+bwd (ms) | 2xSDPA+cat fwd+bwd (ms) | '
+                  'ratio |', '|---|---|---|---|---|---|---|---|']
+        for r in res['op']:
+            lines.append(
+                f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
+                f"{r['op_forward']['median_ms']:.2f} | "
+                f"{r['sdpa_pair_forward']['median_ms']:.2f} | "
+                f"{r['ratio_forward']:.2f}x | "
+                f"{r['op_train']['median_ms']:.2f} | "
+                f"{r['sdpa_pair_train']['median_ms']:.2f} | "
+                f"{r['ratio_train']:.2f}x |")
+        lines += ['(ratio = two-SDPA time / op time; target >= 1.00x)', '']
+    if 'linear' in res:
+        r = res['linear']
+        lines += [
+            '| size | EAC fwd (ms) | linear layers + patch conv (ms) | '
+            'ratio | target |', '|---|---|---|---|---|',
+            f"| {r['size']} | {r['backbone']['median_ms']:.1f} | "
+            f"{r['linear_only']['median_ms']:.1f} | {r['ratio']:.3f}x | "
+            f"<= {r['target']:.2f}x |", ''
+        ]
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    import mmeac  # noqa: F401
+    from mmeac.utils.analysis_models import model_arch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.repeats < 1 or args.warmup < 0:
+            raise ValueError('--repeats must be >= 1 and --warmup >= 0')
+        sizes = args.sizes + args.op_sizes + [args.linear_size]
+        if min(sizes) < 16:
+            raise ValueError(f'sizes must be >= one 16 px patch, got {sizes}')
+        eac = _backbone(args, dense=False)  # validates arch and budget
+    except ValueError as err:
+        print(f'benchmark_attention.py: error: {err}', file=sys.stderr)
+        return 2
+    res = dict(arch=model_arch(args.arch), num_cores=args.num_cores,
+               threads=torch.get_num_threads(), repeats=args.repeats,
+               warmup=args.warmup, torch=torch.__version__)
+    if 'backbone' in args.sections:
+        dense = _backbone(args, dense=True)
+        dense.load_state_dict(eac.state_dict())
+        res['backbone'] = bench_backbone(args, eac, dense)
+        del dense
+    if 'op' in args.sections:
+        res['op'] = bench_op(args, eac)
+    if 'linear' in args.sections:
+        res['linear'] = bench_linear(args, eac)
+    print(format_report(res))
+    if args.json:
+        folder = osp.dirname(osp.abspath(args.json))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+        with os.fdopen(fd, 'w') as f:
+            json.dump(res, f, indent=2)
+        os.replace(tmp, args.json)
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
