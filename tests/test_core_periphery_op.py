@@ -1,4 +1,6 @@
 """The core-periphery attention operator against a dense masked reference."""
+import importlib
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -7,6 +9,9 @@ from mmeac.ops import (core_periphery_attention,
                        core_periphery_attention_reference,
                        core_periphery_mask, sdpa_pair_attention)
 
+# the package re-exports the function under the module's name
+cpa_module = importlib.import_module('mmeac.ops.core_periphery_attention')
+
 CASES = [  # batch, heads, cores, patches, head_dim
     (1, 1, 8, 1, 8),
     (2, 3, 8, 20, 16),
@@ -14,6 +19,17 @@ CASES = [  # batch, heads, cores, patches, head_dim
     (1, 4, 24, 7, 8),
     (2, 1, 4, 0, 4),  # cores only
 ]
+
+
+@pytest.fixture(params=['fused', 'analytic'])
+def kernel_path(request, monkeypatch):
+    """Run a test through the fused CPU flash path and through the analytic
+    path (the one CUDA uses), by hiding ATen's CPU flash kernel."""
+    if request.param == 'analytic':
+        monkeypatch.setattr(cpa_module, '_CPU_FLASH', None)
+    else:
+        assert cpa_module._CPU_FLASH is not None
+    return request.param
 
 
 def _qkv(b, h, c, n, d, dtype=torch.float64, grad=False, seed=0):
@@ -34,7 +50,8 @@ def test_mask_blocks_only_patch_to_patch():
 
 
 @pytest.mark.parametrize('b,h,c,n,d', CASES)
-def test_forward_and_grad_equal_masked_reference_float64(b, h, c, n, d):
+def test_forward_and_grad_equal_masked_reference_float64(
+        b, h, c, n, d, kernel_path):
     q, k, v = _qkv(b, h, c, n, d, grad=True)
     out = core_periphery_attention(q, k, v, c)
     ref = core_periphery_attention_reference(q, k, v, c)
@@ -49,7 +66,7 @@ def test_forward_and_grad_equal_masked_reference_float64(b, h, c, n, d):
 @pytest.mark.parametrize('b,h,c,n,d', [(1, 1, 8, 1, 4), (2, 2, 8, 5, 4),
                                        (1, 2, 4, 7, 8), (2, 1, 4, 0, 4)])
 @pytest.mark.parametrize('fast_mode', [True, False])
-def test_gradcheck(b, h, c, n, d, fast_mode):
+def test_gradcheck(b, h, c, n, d, fast_mode, kernel_path):
     q, k, v = _qkv(b, h, c, n, d, grad=True, seed=1)
     assert torch.autograd.gradcheck(
         lambda q, k, v: core_periphery_attention(q, k, v, c), (q, k, v),
@@ -70,7 +87,7 @@ def test_patch_outputs_ignore_other_patches():
 
 @pytest.mark.parametrize('dtype,tol', [(torch.float32, 2e-6),
                                        (torch.bfloat16, 3e-2)])
-def test_low_precision_within_tolerance(dtype, tol):
+def test_low_precision_within_tolerance(dtype, tol, kernel_path):
     q64, k64, v64 = _qkv(2, 4, 16, 50, 32, grad=True, seed=2)
     q, k, v = (t.detach().to(dtype).requires_grad_() for t in (q64, k64, v64))
     out = core_periphery_attention(q, k, v, 16)
@@ -91,7 +108,7 @@ def test_sdpa_pair_matches_op():
         sdpa_pair_attention(q, k, v, 8), core_periphery_attention(q, k, v, 8))
 
 
-def test_opcheck():
+def test_opcheck(kernel_path):
     for grad in (False, True):
         q, k, v = _qkv(2, 2, 8, 16, 16, dtype=torch.float32, grad=grad)
         torch.library.opcheck(torch.ops.mmeac.core_periphery_attention.default,
@@ -129,7 +146,7 @@ class _LargestTensor(TorchDispatchMode):
         return out
 
 
-def test_no_quadratic_tensor_forward_or_backward():
+def test_no_quadratic_tensor_forward_or_backward(kernel_path):
     b, h, c, n, d = 1, 1, 8, 400, 8
     q, k, v = _qkv(b, h, c, n, d, dtype=torch.float32, grad=True)
     with _LargestTensor() as mode:

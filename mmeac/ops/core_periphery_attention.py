@@ -8,19 +8,22 @@ the cost of one layer is ``2NC + C^2`` query-key pairs instead of ``(N + C)^2``.
 The operator is registered in PyTorch's dispatcher as
 ``torch.ops.mmeac.core_periphery_attention`` with
 
-* CPU and CUDA kernels (``scaled_dot_product_attention`` for each of the two
-  query groups, which picks fused flash / memory-efficient kernels where the
-  device has them, written into one preallocated output),
+* CPU and CUDA kernels: one fused attention call per query group (ATen's
+  flash kernel on CPU, which also returns the row log-sum-exp;
+  ``scaled_dot_product_attention``'s flash / memory-efficient kernels on
+  CUDA),
 * a fake (meta) kernel, so ``torch.compile(fullgraph=True)`` and
   ``torch.export`` trace through it,
-* an analytic backward, itself a custom operator
-  (``mmeac::core_periphery_attention_backward``) whose memory is ``O(NC)``:
-  attention probabilities are recomputed, never stored, and no ``(N + C)^2``
-  tensor exists in either direction.
+* a backward that is itself a custom operator
+  (``mmeac::core_periphery_attention_backward``) with ``O(NC)`` memory: the
+  fused flash backward on CPU, an analytic recomputation of the
+  probabilities elsewhere. No ``(N + C)^2`` tensor exists in either
+  direction.
 
 :func:`core_periphery_attention_reference` is the dense masked-attention
 definition the operator is tested against.
 """
+import functools
 import math
 from typing import Optional, Tuple
 
@@ -54,40 +57,57 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, num_cores: int) -> None:
                          f'sequence length), got {num_cores}')
 
 
-def _new_output(q: Tensor, v: Tensor) -> Tensor:
-    """Output ``[B, heads, L, dv]`` laid out as ``[B, L, heads, dv]``.
-
-    That layout makes the usual ``out.transpose(1, 2).flatten(2)`` before the
-    output projection a free view instead of a copy.
-    """
-    b, h, length, _ = q.shape
-    return q.new_empty(b, length, h, v.shape[-1]).transpose(1, 2)
+_CPU_FLASH = getattr(torch.ops.aten,
+                     '_scaled_dot_product_flash_attention_for_cpu', None)
+_CPU_FLASH_BWD = getattr(torch.ops.aten,
+                         '_scaled_dot_product_flash_attention_for_cpu_backward',
+                         None)
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+def _uses_cpu_flash(q: Tensor) -> bool:
+    """CPU tensors go through ATen's fused flash kernels (forward keeps the
+    log-sum-exp so that the fused backward can be used too)."""
+    return q.device.type == 'cpu' and _CPU_FLASH is not None
+
+
+def _lse_shape(q: Tensor) -> Tuple[int, ...]:
+    return tuple(q.shape[:3]) if _uses_cpu_flash(q) else (0, )
 
 
 @torch.library.custom_op(_OP, mutates_args=(), device_types=('cpu', 'cuda'))
 def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
-                  scale: float) -> Tensor:
-    """Composite kernel shared by the CPU and CUDA registrations."""
+                  scale: float) -> Tuple[Tensor, Tensor]:
+    """Kernel for CPU and CUDA; returns the output and, on CPU, the
+    log-sum-exp of every query row (empty elsewhere)."""
     _check_inputs(q, k, v, num_cores)
     c = num_cores
-    out = _new_output(q, v)
-    # core queries see every token
-    out[:, :, :c] = _attend(q[:, :, :c], k, v, scale)
-    # patch queries see the cores only
-    if q.shape[2] > c:
-        out[:, :, c:] = _attend(q[:, :, c:], k[:, :, :c], v[:, :, :c], scale)
-    return out
+    has_patches = q.shape[2] > c
+    if _uses_cpu_flash(q):
+        out, lse = _CPU_FLASH(q[:, :, :c], k, v, scale=scale)
+        if has_patches:
+            out_p, lse_p = _CPU_FLASH(
+                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
+            out = torch.cat([out, out_p], dim=2)
+            lse = torch.cat([lse, lse_p], dim=2)
+        return out, lse.contiguous()
+    # CUDA: SDPA picks the fused flash / memory-efficient kernels
+    out = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
+    if has_patches:
+        out = torch.cat([
+            out,
+            F.scaled_dot_product_attention(
+                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
+        ], dim=2)
+    return out, q.new_empty(0, dtype=torch.float32)
 
 
 @_cp_attention.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
-      scale: float) -> Tensor:
+      scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
-    return _new_output(q, v)
+    out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
+    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    return out, q.new_empty(_lse_shape(q), dtype=lse_dtype)
 
 
 def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -96,55 +116,88 @@ def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
     """Gradients of ``softmax(q k^T scale) v`` for one query group."""
     prob = torch.softmax(q @ k.transpose(-2, -1) * scale, dim=-1)
     grad_v = prob.transpose(-2, -1) @ grad_out
-    grad_p = grad_out @ v.transpose(-2, -1)
-    delta = (grad_out * out).sum(-1, keepdim=True)
-    grad_s = prob * (grad_p - delta) * scale
-    grad_q = grad_s @ k
-    grad_k = grad_s.transpose(-2, -1) @ q
-    return grad_q, grad_k, grad_v
+    grad_s = grad_out @ v.transpose(-2, -1)
+    grad_s.sub_((grad_out * out).sum(-1, keepdim=True)).mul_(prob)
+    grad_s.mul_(scale)
+    return grad_s @ k, grad_s.transpose(-2, -1) @ q, grad_v
+
+
+def _flash_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+                grad_out: Tensor,
+                scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """The same gradients through ATen's fused CPU flash backward."""
+    return _CPU_FLASH_BWD(
+        grad_out.contiguous(),
+        q,
+        k,
+        v,
+        out.contiguous(),
+        lse.contiguous(),
+        0.0,
+        False,
+        scale=scale)
 
 
 @torch.library.custom_op(
     _OP_BWD, mutates_args=(), device_types=('cpu', 'cuda'))
 def _cp_attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
-                           out: Tensor, num_cores: int,
+                           out: Tensor, lse: Tensor, num_cores: int,
                            scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """Analytic backward; half precision inputs accumulate in float32."""
-    dtype = q.dtype
-    if dtype in (torch.float16, torch.bfloat16):
-        grad_out, q, k, v, out = (t.float() for t in (grad_out, q, k, v, out))
+    """Backward in ``O(NC)`` memory.
+
+    With a log-sum-exp from the CPU forward, ATen's fused flash backward runs
+    for both query groups; otherwise the probabilities are recomputed
+    analytically (half precision accumulates in float32).
+    """
     c = num_cores
-    gq_c, gk, gv = _softmax_grad(q[:, :, :c], k, v, out[:, :, :c],
-                                 grad_out[:, :, :c], scale)
+    dtype = q.dtype
+    fused = lse.numel() > 0 and _CPU_FLASH_BWD is not None
+    if fused:
+        grad = functools.partial(_flash_grad, scale=scale)
+        args_c = (lse[:, :, :c], )
+        args_p = (lse[:, :, c:], )
+    else:
+        if dtype in (torch.float16, torch.bfloat16):
+            grad_out, q, k, v, out = (t.float()
+                                      for t in (grad_out, q, k, v, out))
+        grad = functools.partial(_softmax_grad, scale=scale)
+        args_c = args_p = ()
+
+    def run(rows: slice, keys: slice, extra):
+        q_, k_, v_, o_, g_ = (q[:, :, rows], k[:, :, keys], v[:, :, keys],
+                              out[:, :, rows], grad_out[:, :, rows])
+        if fused:
+            return grad(q_, k_, v_, o_, *extra, g_)
+        return grad(q_, k_, v_, o_, g_)
+
+    gq, gk, gv = run(slice(0, c), slice(None), args_c)
     if q.shape[2] > c:
-        gq_p, gk_c, gv_c = _softmax_grad(q[:, :, c:], k[:, :, :c],
-                                         v[:, :, :c], out[:, :, c:],
-                                         grad_out[:, :, c:], scale)
+        gq_p, gk_c, gv_c = run(slice(c, None), slice(0, c), args_p)
         gk[:, :, :c] += gk_c
         gv[:, :, :c] += gv_c
-        gq = torch.cat([gq_c, gq_p], dim=2)
-    else:
-        gq = gq_c
+        gq = torch.cat([gq, gq_p], dim=2)
     return gq.to(dtype), gk.to(dtype), gv.to(dtype)
 
 
 @_cp_attention_backward.register_fake
 def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-      num_cores: int, scale: float) -> Tuple[Tensor, Tensor, Tensor]:
+      lse: Tensor, num_cores: int,
+      scale: float) -> Tuple[Tensor, Tensor, Tensor]:
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
 
 def _setup_context(ctx, inputs, output) -> None:
     q, k, v, num_cores, scale = inputs
-    ctx.save_for_backward(q, k, v, output)
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse)
     ctx.num_cores = num_cores
     ctx.scale = scale
 
 
-def _backward(ctx, grad_out: Tensor):
-    q, k, v, out = ctx.saved_tensors
+def _backward(ctx, grad_out: Tensor, _grad_lse: Optional[Tensor]):
+    q, k, v, out, lse = ctx.saved_tensors
     gq, gk, gv = _cp_attention_backward(grad_out.contiguous(), q, k, v, out,
-                                        ctx.num_cores, ctx.scale)
+                                        lse, ctx.num_cores, ctx.scale)
     return gq, gk, gv, None, None
 
 
@@ -173,7 +226,7 @@ def core_periphery_attention(q: Tensor,
     _check_inputs(q, k, v, num_cores)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    return _cp_attention(q, k, v, int(num_cores), float(scale))
+    return _cp_attention(q, k, v, int(num_cores), float(scale))[0]
 
 
 def core_periphery_mask(num_cores: int, seq_len: int,
