@@ -19,8 +19,8 @@ from mmeac.models import EACViT
 from mmeac.ops import core_periphery_attention_reference
 from mmeac.utils import (attention_pairs, core_attention_maps,
                          count_module_flops, counted_by_category,
-                         eac_backbone_flops, fit_power_law,
-                         peak_memory_bytes, vit_backbone_flops)
+                         eac_backbone_flops, fit_power_law, peak_memory_bytes,
+                         vit_backbone_flops)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(embed_dims=32, num_layers=3, num_heads=2, mlp_ratio=2.66667)
@@ -51,8 +51,8 @@ def test_counted_flops_equal_analytic(dense, hw, num_cores):
     model = _tiny_eac(dense, num_cores)
     counted = count_module_flops(model, torch.zeros(2, 3, *hw))
     n = (hw[0] // 16) * (hw[1] // 16)
-    ana = eac_backbone_flops(32, 3, 2.66667, n, num_cores, dense=dense,
-                             batch_size=2)
+    ana = eac_backbone_flops(
+        32, 3, 2.66667, n, num_cores, dense=dense, batch_size=2)
     split = counted_by_category(counted)
     assert split['attention'] == ana['attention']
     assert split['linear'] == ana['linear']
@@ -68,11 +68,24 @@ def test_counted_flops_on_cpu_include_sdpa():
     """On a real CPU run SDPA lowers to the CPU flash kernel: counted too."""
     for dense in (False, True):
         model = _tiny_eac(dense, 8)
-        counted = count_module_flops(model, torch.randn(1, 3, 48, 48),
-                                     device='cpu')
+        counted = count_module_flops(
+            model, torch.randn(1, 3, 48, 48), device='cpu')
         ana = eac_backbone_flops(32, 3, 2.66667, 9, 8, dense=dense)
         assert counted_by_category(counted)['attention'] == ana['attention']
         assert counted['total'] == ana['total']
+
+
+def test_backward_flops_of_the_op_are_counted():
+    """The op's backward (a custom op too) is counted: 2.5x its forward,
+    as PyTorch counts SDPA backward (5 matmuls for 2)."""
+    from mmeac.utils import count_flops
+    model = _tiny_eac(num_cores=16).train()
+    model.train_num_cores = 8
+    x = torch.randn(1, 3, 64, 64)
+    counted = count_flops(lambda: model(x)[0].sum().backward())
+    fwd = counted['mmeac.core_periphery_attention']
+    assert fwd == 3 * 4 * 32 * attention_pairs(16, 8)
+    assert counted['mmeac.core_periphery_attention_backward'] * 2 == 5 * fwd
 
 
 def test_attention_pairs_and_paper_block_flops():
@@ -89,8 +102,10 @@ def test_attention_pairs_and_paper_block_flops():
         assert round((v['qkv'] + v['proj'] + v['attention']) / 1e9,
                      2) == dino_ref
     # FLOP ratio dense / EAC of the EAC-B backbone: 1.85x at 1024 px
-    r = [eac_backbone_flops(768, 12, 2.66667, 4096, 64, dense=d)['total']
-         for d in (True, False)]
+    r = [
+        eac_backbone_flops(768, 12, 2.66667, 4096, 64, dense=d)['total']
+        for d in (True, False)
+    ]
     assert round(r[0] / r[1], 2) == 1.85
 
 
@@ -113,8 +128,11 @@ def test_fit_power_law():
 def test_get_flops_arch_json(tmp_path, capsys):
     tool = _tool('get_flops')
     out = tmp_path / 'flops.json'
-    rc = tool.main([TINY_JSON, '--shape', '64', '96', '--max-cores', '16',
-                    '--num-cores', '8', '--json', str(out)])
+    rc = tool.main([
+        TINY_JSON, '--shape', '64', '96', '--max-cores', '16', '--num-cores',
+        '8', '--json',
+        str(out)
+    ])
     assert rc == 0
     table = capsys.readouterr().out
     assert 'dense twin' in table and 'attention, analytic' in table
@@ -125,15 +143,16 @@ def test_get_flops_arch_json(tmp_path, capsys):
         assert net['num_patches'] == 24 and net['num_cores'] == 8
         assert net['backbone_counted']['total'] == net['backbone_analytic'][
             'total']
-    assert res['networks']['eac']['attention_pairs_per_layer'] == (
-        2 * 24 * 8 + 64)
+    assert res['networks']['eac']['attention_pairs_per_layer'] == (2 * 24 * 8 +
+                                                                   64)
     assert res['networks']['dense']['attention_pairs_per_layer'] == 32**2
 
 
 def _write_tiny_seg_config(folder) -> str:
     path = osp.join(str(folder), 'tiny_seg.py')
     with open(path, 'w') as f:
-        f.write(textwrap.dedent(f"""
+        f.write(
+            textwrap.dedent(f"""
             default_scope = 'mmseg'
             custom_imports = dict(imports=['mmeac'],
                                   allow_failed_imports=False)
@@ -165,8 +184,9 @@ def test_get_flops_config_and_bad_input(tmp_path, capsys):
     assert eac['model_counted']['total'] == (
         eac['backbone_counted']['total'] + head)
     bad = tmp_path / 'bad.json'
-    assert tool.main([cfg, '--shape', '64', '--num-cores', '12', '--json',
-                      str(bad)]) == 2
+    assert tool.main(
+        [cfg, '--shape', '64', '--num-cores', '12', '--json',
+         str(bad)]) == 2
     assert 'num_cores=12' in capsys.readouterr().err
     assert not bad.exists()
     assert tool.main([TINY_JSON, '--shape', '8', '--json', str(bad)]) == 2
@@ -193,8 +213,9 @@ def test_benchmark_writes_results(tmp_path):
     out = tmp_path / 'bench'
     rc = tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '8', '16',
-        '--sizes', '32', '48', '--repeats', '1', '--warmup', '0',
-        '--device', 'cpu', '--no-progress', '--out-dir', str(out)
+        '--sizes', '32', '48', '--repeats', '1', '--warmup', '0', '--device',
+        'cpu', '--no-progress', '--out-dir',
+        str(out)
     ])
     assert rc == 0
     assert sorted(os.listdir(out)) == [
@@ -211,16 +232,17 @@ def test_benchmark_writes_results(tmp_path):
         assert len(r['latency_ms_runs']) == 1
         assert r['num_patches'] == (r['size'] // 16)**2
     eac8 = [r for r in res if r['kind'] == 'eac' and r['budget'] == 8]
-    assert {(r['scope'], r['mode']) for r in eac8} == {
-        (s, m) for s in ('backbone', 'model') for m in ('forward', 'train')
-    }
-    assert all('speedup_vs_vit' in r and 'speedup_vs_dense' in r
-               for r in eac8)
+    assert {(r['scope'], r['mode'])
+            for r in eac8} == {(s, m)
+                               for s in ('backbone', 'model')
+                               for m in ('forward', 'train')}
+    assert all('speedup_vs_vit' in r and 'speedup_vs_dense' in r for r in eac8)
     # training holds gradients and activations: more memory than forward
     for scope in ('backbone', 'model'):
-        fwd, train = (next(r for r in eac8 if r['scope'] == scope and
-                           r['mode'] == m and r['size'] == 48)
-                      for m in ('forward', 'train'))
+        fwd, train = (
+            next(r for r in eac8
+                 if r['scope'] == scope and r['mode'] == m and r['size'] == 48)
+            for m in ('forward', 'train'))
         assert train['peak_mem_mb'] > fwd['peak_mem_mb']
     assert len(rep['scaling']) == 4 * 2 * 2
     assert all(math.isfinite(s['time_exponent']) for s in rep['scaling'])
@@ -240,10 +262,11 @@ def test_benchmark_skips_and_rejects(tmp_path, capsys):
     tool = _tool('benchmark')
     out = tmp_path / 'b'
     rc = tool.main([
-        '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '16',
-        '--sizes', '32', '--models', 'eac', 'vit', '--scopes', 'backbone',
-        '--modes', 'forward', '--repeats', '1', '--no-memory',
-        '--mem-limit-gb', '1e-9', '--no-progress', '--out-dir', str(out)
+        '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '16', '--sizes',
+        '32', '--models', 'eac', 'vit', '--scopes', 'backbone', '--modes',
+        'forward', '--repeats', '1', '--no-memory', '--mem-limit-gb', '1e-9',
+        '--no-progress', '--out-dir',
+        str(out)
     ])
     assert rc == 0
     res = json.loads((out / 'benchmark.json').read_text())['results']
@@ -253,8 +276,11 @@ def test_benchmark_skips_and_rejects(tmp_path, capsys):
     assert all('latency_ms' in r for r in res if r['kind'] == 'eac')
     assert 'skipped' in (out / 'benchmark.md').read_text()
     bad = tmp_path / 'bad'
-    assert tool.main(['--arch', TINY_JSON, '--max-cores', '16', '--budgets',
-                      '12', '--out-dir', str(bad)]) == 2
+    assert tool.main([
+        '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '12',
+        '--out-dir',
+        str(bad)
+    ]) == 2
     assert 'num_cores=12' in capsys.readouterr().err
     assert not bad.exists()
 
@@ -290,7 +316,8 @@ def test_benchmark_attention_tiny(tmp_path):
     rc = tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--num-cores', '16',
         '--sizes', '32', '64', '--op-sizes', '64', '--linear-size', '64',
-        '--repeats', '1', '--warmup', '0', '--json', str(out)
+        '--repeats', '1', '--warmup', '0', '--json',
+        str(out)
     ])
     assert rc == 0
     res = json.loads(out.read_text())
@@ -322,8 +349,8 @@ def _brute_force_maps(model: EACViT, x: torch.Tensor, c: int):
     taken from the dense masked reference (its output for V = identity)."""
     inputs = []
     hooks = [
-        layer.register_forward_pre_hook(
-            lambda mod, args: inputs.append(args)) for layer in model.layers
+        layer.register_forward_pre_hook(lambda mod, args: inputs.append(args))
+        for layer in model.layers
     ]
     try:
         model.num_cores = c
@@ -335,8 +362,8 @@ def _brute_force_maps(model: EACViT, x: torch.Tensor, c: int):
     hw = (x.shape[-2] // 16, x.shape[-1] // 16)
     rho = torch.cat(list(model.core_coord_chunks))[:c].expand(b, -1, -1)
     maps, coords = [], []
-    for i, (layer, (tokens, num_cores, rope)) in enumerate(
-            zip(model.layers, inputs)):
+    for i, (layer, (tokens, num_cores,
+                    rope)) in enumerate(zip(model.layers, inputs)):
         assert num_cores == c
         if i > 0:
             rho = model.coord_updates[i - 1](rho, tokens[:, :c])
@@ -393,13 +420,14 @@ def test_visualize_cores_writes_grids(tmp_path, capsys):
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     img = tmp_path / 'img.png'
     from PIL import Image
-    Image.fromarray(
-        (np.random.RandomState(0).rand(70, 100, 3) * 255).astype(
-            np.uint8)).save(img)
+    Image.fromarray((np.random.RandomState(0).rand(70, 100, 3) *
+                     255).astype(np.uint8)).save(img)
     out = tmp_path / 'vis'
     rc = tool.main([
-        str(img), cfg_path, str(ckpt), '--budgets', '8', '16', '--layers',
-        '0', '2', '--num-show-cores', '4', '--out-dir', str(out)
+        str(img), cfg_path,
+        str(ckpt), '--budgets', '8', '16', '--layers', '0', '2',
+        '--num-show-cores', '4', '--out-dir',
+        str(out)
     ])
     assert rc == 0
     files = sorted(os.listdir(out))
@@ -431,15 +459,22 @@ def test_visualize_cores_writes_grids(tmp_path, capsys):
     assert np.abs(x1[0, 0].numpy() * 64 + 127.5 - gray).max() < 1.0
     # a budget the model does not have: error, nothing written
     bad = tmp_path / 'bad'
-    assert tool.main([str(img), cfg_path, str(ckpt), '--budgets', '24',
-                      '--out-dir', str(bad)]) == 2
+    assert tool.main([
+        str(img), cfg_path,
+        str(ckpt), '--budgets', '24', '--out-dir',
+        str(bad)
+    ]) == 2
     assert 'budget 24' in capsys.readouterr().err
     assert not bad.exists()
     # a checkpoint without the backbone weights: error
-    torch.save({'state_dict': {'decode_head.conv_seg.weight': torch.zeros(
-        1)}}, tmp_path / 'head.pth')
-    assert tool.main([str(img), cfg_path, str(tmp_path / 'head.pth'),
-                      '--out-dir', str(bad)]) == 2
+    torch.save({'state_dict': {
+        'decode_head.conv_seg.weight': torch.zeros(1)
+    }}, tmp_path / 'head.pth')
+    assert tool.main([
+        str(img), cfg_path,
+        str(tmp_path / 'head.pth'), '--out-dir',
+        str(bad)
+    ]) == 2
     assert 'missing' in capsys.readouterr().err
 
 
@@ -450,47 +485,103 @@ def test_elasticity_config_and_table():
     nested = tool.seg_config(args, 'nested', '/data', '/w/nested')
     fixed = tool.seg_config(args, 'fixed', '/data', '/w/fixed')
     assert 'train_num_cores' not in nested['model']['backbone']
-    assert fixed['model']['backbone']['train_num_cores'] == 32
+    assert fixed['model']['backbone']['train_num_cores'] == 64
     # trained alike except for the budget
     fixed['model']['backbone'].pop('train_num_cores')
     for key in ('model', 'train_dataloader', 'optim_wrapper',
                 'param_scheduler', 'randomness'):
         assert nested[key] == fixed[key]
-    # default input: grayscale
-    assert nested['model']['backbone']['in_channels'] == 1
-    assert nested['model']['data_preprocessor']['mean'] == [127.5]
-    jit = tool.seg_config(tool.parse_args(['--input', 'gray-jitter']),
-                          'nested', '/d', '/w')
-    steps = [t['type'] for t in jit['train_dataloader']['dataset'][
-        'pipeline']]
-    assert 'ElasticityStudyLumaJitter' in steps
-    color = tool.seg_config(tool.parse_args(['--input', 'color']), 'nested',
-                            '/d', '/w')
-    assert color['model']['backbone']['in_channels'] == 3
-    assert 'ElasticityStudyLumaJitter' not in [
-        t['type'] for t in color['train_dataloader']['dataset']['pipeline']
-    ]
+    # default: RGB with half of the patches blanked, train and val
+    assert nested['model']['backbone']['in_channels'] == 3
+
+    def mask_steps(cfg, split):
+        return [
+            t for t in cfg[f'{split}_dataloader']['dataset']['pipeline']
+            if t['type'] == 'ElasticityStudyPatchMask'
+        ]
+
+    (train_mask, ), (val_mask, ) = (mask_steps(nested, 'train'),
+                                    mask_steps(nested, 'val'))
+    assert not train_mask['fixed'] and val_mask['fixed']
+    assert train_mask['patch_size'] == 8 and train_mask['ratio'] == 0.6
+    plain = tool.seg_config(
+        tool.parse_args(['--mask-ratio', '0']), 'nested', '/d', '/w')
+    assert not mask_steps(plain, 'train') and not mask_steps(plain, 'val')
+    gray = tool.seg_config(
+        tool.parse_args(['--input', 'gray']), 'nested', '/d', '/w')
+    assert gray['model']['backbone']['in_channels'] == 1
+    assert gray['model']['data_preprocessor']['mean'] == [127.5]
+    with pytest.raises(ValueError, match='mask-ratio'):
+        tool.seg_config(
+            tool.parse_args(['--mask-ratio', '1']), 'nested', '/d', '/w')
     from mmengine.registry import TRANSFORMS, init_default_scope
-    jitter = TRANSFORMS.build(dict(type='ElasticityStudyLumaJitter'))
-    img = np.full((8, 8), 100, np.uint8)
-    img[:4] = 50
-    np.random.seed(0)
-    out = jitter(dict(img=img))['img']
-    assert out.shape == (8, 8) and out.min() >= 0 and out.max() <= 255
-    assert not np.allclose(out, img)
+    blank = TRANSFORMS.build(val_mask)
+    img = np.full((64, 48, 3), 200, np.uint8)
+    out1 = blank(dict(img=img.copy(), img_path='a/b.jpg'))['img']
+    out2 = blank(dict(img=img.copy(), img_path='a/b.jpg'))['img']
+    np.testing.assert_array_equal(out1, out2)  # val: the same every time
+    grid = out1[::8, ::8, 0]  # one value per 8 x 8 patch
+    assert np.array_equal(out1, np.kron(out1[::8, ::8], np.ones((8, 8, 1))))
+    assert set(np.unique(grid)) == {200.0, np.float32(103.53)}
+    assert 0.2 < (grid != 200).mean() < 0.8
     from mmeac.utils.analysis_models import build_model
     init_default_scope('mmseg')
     seg = build_model(tool.seg_config(args, 'fixed', '/d', '/w')['model'])
-    assert seg.backbone.train_num_cores == 32
-    assert seg.backbone.allowed_budgets == (8, 16, 24, 32)
-    assert seg.backbone.patch_embed.proj.in_channels == 1
+    assert seg.backbone.train_num_cores == 64
+    assert seg.backbone.allowed_budgets == tuple(range(8, 65, 8))
+    assert seg.backbone.patch_embed.proj.in_channels == 3
     report = dict(
-        settings=dict(arch='tiny', patch_size=8, max_cores=32, size=128,
-                      num_patches=256, iters=10, batch_size=8, num_train=5,
-                      num_val=2),
+        settings=dict(
+            arch='tiny',
+            patch_size=8,
+            max_cores=32,
+            size=128,
+            num_patches=256,
+            iters=10,
+            batch_size=8,
+            num_train=5,
+            num_val=2),
         variants=dict(
-            nested=dict(scores={8: dict(mIoU=40.0), 32: dict(mIoU=50.0)}),
-            fixed=dict(scores={8: dict(mIoU=10.0), 32: dict(mIoU=50.0)})))
+            nested=dict(scores={
+                8: dict(mIoU=40.0),
+                32: dict(mIoU=50.0)
+            }),
+            fixed=dict(scores={
+                8: dict(mIoU=10.0),
+                32: dict(mIoU=50.0)
+            })))
     md = tool.markdown(report)
     assert '| 8 | 40.00 | 80% | 10.00 | 20% |' in md
     assert '| 32 | 50.00 | 100% | 50.00 | 100% |' in md
+
+
+def test_elasticity_study_end_to_end(tmp_path):
+    """A few iterations of both variants (in two processes): the study
+    writes its table, JSON, configs and checkpoints."""
+    tool = _tool('elasticity_study')
+    work = tmp_path / 'study'
+    rc = tool.main([
+        '--work-dir',
+        str(work), '--size', '32', '--num-train', '4', '--num-val', '2',
+        '--iters', '2', '--batch-size', '2', '--arch',
+        json.dumps(
+            dict(embed_dims=32, num_layers=2, num_heads=2,
+                 mlp_ratio=2.0)), '--max-cores', '16', '--jobs', '2'
+    ])
+    assert rc == 0
+    rep = json.loads((work / 'elasticity.json').read_text())
+    nested, fixed = rep['variants']['nested'], rep['variants']['fixed']
+    assert nested['train_budgets'] == [8, 16
+                                       ] and fixed['train_budgets'] == [16]
+    for v in (nested, fixed):
+        assert sorted(v['scores'], key=int) == ['8', '16']
+        assert all(0 <= s['mIoU'] <= 100 for s in v['scores'].values())
+        assert osp.isfile(v['checkpoint'])
+    assert (work / 'nested' / 'config.py').is_file()
+    md = (work / 'elasticity.md').read_text()
+    assert md.startswith('| budget C | nested mIoU | nested kept | fixed')
+    assert md.count('\n| 8 |') == 1 and md.count('\n| 16 |') == 1
+    assert tool.main(
+        ['--work-dir',
+         str(tmp_path / 'bad'), '--mask-ratio', '1.5']) == 2
+    assert not (tmp_path / 'bad').exists()

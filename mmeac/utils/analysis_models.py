@@ -18,9 +18,8 @@ protocol) on the last feature map.
 """
 import copy
 import json
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 __all__ = [
@@ -112,7 +111,8 @@ def vit_backbone_cfg(arch: Union[str, dict] = 'b',
     return cfg
 
 
-def linear_segmentor(backbone: dict, embed_dims: int,
+def linear_segmentor(backbone: dict,
+                     embed_dims: int,
                      num_classes: int = 150) -> dict:
     """mmseg ``EncoderDecoder`` with a linear head on the last level."""
     return dict(
@@ -151,8 +151,8 @@ def load_model_config(path: str, cfg_options: Optional[dict] = None):
     return cfg
 
 
-def peer_backbone_cfg(eac_cfg: dict, kind: str,
-                      img_size: Tuple[int, int]) -> dict:
+def peer_backbone_cfg(eac_cfg: dict, kind: str, img_size: Tuple[int,
+                                                                int]) -> dict:
     """The ``kind`` peer of an EAC backbone config (same outputs)."""
     eac_cfg = copy.deepcopy(dict(eac_cfg))
     if kind == 'eac':
@@ -213,7 +213,8 @@ def make_data_samples(model: nn.Module, batch: int, height: int,
     return None
 
 
-def tensor_forward(model: nn.Module, inputs: Tensor,
+def tensor_forward(model: nn.Module,
+                   inputs: Tensor,
                    data_samples: Optional[List] = None):
     """Raw network outputs: ``model(inputs, data_samples, mode='tensor')``
     for OpenMMLab models, ``model(inputs)`` for a bare backbone."""

@@ -126,8 +126,9 @@ def core_attention_maps(backbone: nn.Module,
             c = args[1] if len(args) > 1 else kwargs['num_cores']
             rope = args[2] if len(args) > 2 else kwargs['rope']
             q, k, v = module._qkv(x, rope)
-            maps[idx] = weighted_core_attention(q, k, v, c, module.scale
-                                                ).unflatten(-1, hw)
+            maps[idx] = weighted_core_attention(q, k, v, c,
+                                                module.scale).unflatten(
+                                                    -1, hw)
 
         return hook
 
@@ -150,8 +151,7 @@ def core_attention_maps(backbone: nn.Module,
 
     rho0 = torch.cat(list(backbone.core_coord_chunks), dim=0)[:budget]
     rho0 = rho0.to(img.device).unsqueeze(0).expand(img.shape[0], -1, -1)
-    coords = torch.stack([torch.tanh(r.float()) for r in [rho0] + rhos],
-                         dim=1)
+    coords = torch.stack([torch.tanh(r.float()) for r in [rho0] + rhos], dim=1)
     return dict(
         maps={i: maps[i].cpu()
               for i in layer_ids},

@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 
-def attention_pairs(num_patches: int, num_cores: int,
+def attention_pairs(num_patches: int,
+                    num_cores: int,
                     dense: bool = False) -> int:
     """Query-key pairs of one attention layer.
 
@@ -122,10 +123,23 @@ def vit_backbone_flops(embed_dims: int,
 
 
 # ----------------------------------------------------------- counter hooks
-def _core_periphery_flop(q_shape, k_shape, v_shape, num_cores, *args,
-                         out_shape=None, **kwargs) -> int:
+def _first_int(args) -> int:
+    """The first plain int among the non-tensor arguments (``num_cores``);
+    tensors arrive as ``torch.Size`` shapes, which are skipped."""
+    for a in args:
+        if isinstance(a, int) and not isinstance(a, bool):
+            return a
+    raise ValueError('core-periphery FLOP formula: no num_cores argument')
+
+
+def _core_periphery_flop(q_shape,
+                         k_shape,
+                         v_shape,
+                         *args,
+                         out_shape=None,
+                         **kwargs) -> int:
     b, h, length, d = q_shape
-    c = int(num_cores)
+    c = _first_int(args)
     n = length - c
     total = _fc.sdpa_flop_count((b, h, c, d), (b, h, length, d),
                                 (b, h, length, v_shape[-1]))
@@ -135,31 +149,44 @@ def _core_periphery_flop(q_shape, k_shape, v_shape, num_cores, *args,
     return total
 
 
-def _core_periphery_backward_flop(grad_shape, q_shape, k_shape, v_shape,
-                                  out_shape_, num_cores, *args,
-                                  out_shape=None, **kwargs) -> int:
+def _core_periphery_backward_flop(grad_shape,
+                                  q_shape,
+                                  k_shape,
+                                  v_shape,
+                                  *args,
+                                  out_shape=None,
+                                  **kwargs) -> int:
+    """``args``: the saved output (and log-sum-exp) shapes, then
+    ``num_cores`` and ``scale``."""
     b, h, length, d = q_shape
     dv = v_shape[-1]
-    c = int(num_cores)
+    c = _first_int(args)
     n = length - c
     total = _fc.sdpa_backward_flop_count((b, h, c, dv), (b, h, c, d),
-                                         (b, h, length, d),
-                                         (b, h, length, dv))
+                                         (b, h, length, d), (b, h, length, dv))
     if n > 0:
         total += _fc.sdpa_backward_flop_count((b, h, n, dv), (b, h, n, d),
                                               (b, h, c, d), (b, h, c, dv))
     return total
 
 
-def _cpu_sdpa_flop(q_shape, k_shape, v_shape, *args, out_shape=None,
+def _cpu_sdpa_flop(q_shape,
+                   k_shape,
+                   v_shape,
+                   *args,
+                   out_shape=None,
                    **kwargs) -> int:
     return _fc.sdpa_flop_count(q_shape, k_shape, v_shape)
 
 
-def _cpu_sdpa_backward_flop(grad_shape, q_shape, k_shape, v_shape, *args,
-                            out_shape=None, **kwargs) -> int:
-    return _fc.sdpa_backward_flop_count(grad_shape, q_shape, k_shape,
-                                        v_shape)
+def _cpu_sdpa_backward_flop(grad_shape,
+                            q_shape,
+                            k_shape,
+                            v_shape,
+                            *args,
+                            out_shape=None,
+                            **kwargs) -> int:
+    return _fc.sdpa_backward_flop_count(grad_shape, q_shape, k_shape, v_shape)
 
 
 def register_flop_formulas() -> None:
@@ -181,8 +208,8 @@ def register_flop_formulas() -> None:
          _core_periphery_backward_flop),
     ]
     if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu'):
-        table.append((aten._scaled_dot_product_flash_attention_for_cpu,
-                      _cpu_sdpa_flop))
+        table.append(
+            (aten._scaled_dot_product_flash_attention_for_cpu, _cpu_sdpa_flop))
     if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu_backward'):
         table.append(
             (aten._scaled_dot_product_flash_attention_for_cpu_backward,

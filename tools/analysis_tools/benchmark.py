@@ -21,7 +21,8 @@ Timing: median of ``--repeats`` runs after ``--warmup`` runs; CUDA events
 largest amount of tensor memory the step allocates on top of what existed
 before it (``torch.cuda.max_memory_allocated`` on GPU; on CPU the running
 sum of every allocation / free of PyTorch's CPU allocator recorded by
-``torch.profiler(profile_memory=True)``), measured on one extra run.
+``torch.profiler(profile_memory=True)``), measured on the first warmup run
+(an extra run with ``--warmup 0``).
 Cases whose attention matrices (mmseg ViT materialises them) would not fit
 in memory are skipped and reported as such.
 
@@ -31,11 +32,12 @@ time vs number of patches N) and ``benchmark.png`` to ``--out-dir``.
 Examples::
 
     python tools/analysis_tools/benchmark.py --out-dir work_dirs/bench
-    python tools/analysis_tools/benchmark.py --sizes 512 1024 --budgets 16 64 \\
-        --scopes backbone --modes forward --repeats 3
+    python tools/analysis_tools/benchmark.py --sizes 512 1024 \\
+        --budgets 16 64 --scopes backbone --modes forward --repeats 3
     python tools/analysis_tools/benchmark.py --arch '{"embed_dims": 64,
         "num_layers": 2, "num_heads": 2, "mlp_ratio": 2.66667}' \\
-        --max-cores 16 --budgets 8 16 --sizes 64 96 --repeats 1 --out-dir /tmp/b
+        --max-cores 16 --budgets 8 16 --sizes 64 96 --repeats 1 \\
+        --out-dir /tmp/b
     python tools/analysis_tools/benchmark.py --config CONFIG --scopes model
 """
 import argparse
@@ -74,10 +76,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(default b); the ViT peer uses its width/depth/heads')
     parser.add_argument('--max-cores', type=int, default=64)
     parser.add_argument(
-        '--sizes', type=int, nargs='+', default=[512, 1024, 2048],
+        '--sizes',
+        type=int,
+        nargs='+',
+        default=[512, 1024, 2048],
         help='square image sizes in px (default 512 1024 2048)')
     parser.add_argument(
-        '--budgets', type=int, nargs='+', default=None,
+        '--budgets',
+        type=int,
+        nargs='+',
+        default=None,
         help='EAC core budgets (default 8 16 32 64, capped at max cores)')
     parser.add_argument(
         '--models', nargs='+', default=list(KINDS), choices=KINDS)
@@ -98,7 +106,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--device', default='auto', help='auto (default), cpu or cuda')
     parser.add_argument(
-        '--threads', type=int, default=None,
+        '--threads',
+        type=int,
+        default=None,
         help='torch.set_num_threads (default: torch default)')
     parser.add_argument(
         '--no-memory', action='store_true', help='skip peak memory')
@@ -114,7 +124,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--out-dir', required=True, help='where results are written')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, key=value')
     return parser.parse_args(argv)
 
@@ -125,8 +137,7 @@ class Plan:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from mmeac.utils.analysis_models import (eac_backbone_cfg,
-                                                 load_model_config,
-                                                 parse_arch)
+                                                 load_model_config, parse_arch)
         if args.repeats < 1 or args.warmup < 0:
             raise ValueError('--repeats must be >= 1 and --warmup >= 0')
         if args.batch_size < 1:
@@ -173,8 +184,7 @@ class Plan:
             peer_backbone_cfg(self.backbone_cfg, kind, (size, size)))
 
     def build(self, kind: str, scope: str, size: int, num_classes: int):
-        from mmeac.utils.analysis_models import (build_model,
-                                                 linear_segmentor,
+        from mmeac.utils.analysis_models import (build_model, linear_segmentor,
                                                  peer_backbone_cfg)
         backbone = peer_backbone_cfg(self.backbone_cfg, kind, (size, size))
         if scope == 'backbone':
@@ -212,8 +222,12 @@ def _cases(args, plan: Plan) -> List[Dict]:
                 for budget in budgets:
                     for mode in args.modes:
                         cases.append(
-                            dict(scope=scope, kind=kind, size=size,
-                                 budget=budget, mode=mode))
+                            dict(
+                                scope=scope,
+                                kind=kind,
+                                size=size,
+                                budget=budget,
+                                mode=mode))
     return cases
 
 
@@ -267,18 +281,22 @@ def measure(args, plan: Plan, device: torch.device,
                                        peak_memory_bytes, summarize_times,
                                        time_runs)
     from mmeac.utils.flops import eac_backbone_flops, vit_backbone_flops
-    limit = (args.mem_limit_gb * 2**30 if args.mem_limit_gb is not None else
-             0.8 * available_memory_bytes(device))
+    limit = (
+        args.mem_limit_gb * 2**30 if args.mem_limit_gb is not None else 0.8 *
+        available_memory_bytes(device))
     cases = _cases(args, plan)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(cases), desc='benchmark', file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(cases),
+            desc='benchmark',
+            file=sys.stderr,
+            dynamic_ncols=True)
     model, model_key = None, None
     for case in cases:
-        scope, kind, size, budget, mode = (case[k] for k in (
-            'scope', 'kind', 'size', 'budget', 'mode'))
+        scope, kind, size, budget, mode = (
+            case[k] for k in ('scope', 'kind', 'size', 'budget', 'mode'))
         if bar is not None:
             bar.set_postfix_str(f'{scope} {kind} {size}px '
                                 f'{"C=%d " % budget if budget else ""}{mode}')
@@ -286,18 +304,30 @@ def measure(args, plan: Plan, device: torch.device,
         tokens = n + (budget or 0) if kind != 'vit' else n + 1
         a = plan.arch
         if kind == 'vit':
-            flops = vit_backbone_flops(a['embed_dims'], a['num_layers'], 4, n,
-                                       patch_size=plan.patch_size,
-                                       batch_size=args.batch_size)
+            flops = vit_backbone_flops(
+                a['embed_dims'],
+                a['num_layers'],
+                4,
+                n,
+                patch_size=plan.patch_size,
+                batch_size=args.batch_size)
         else:
-            flops = eac_backbone_flops(a['embed_dims'], a['num_layers'],
-                                       a['mlp_ratio'], n, budget,
-                                       patch_size=plan.patch_size,
-                                       dense=kind == 'dense',
-                                       batch_size=args.batch_size)
-        entry = dict(case, model=LABELS[kind], num_patches=n, tokens=tokens,
-                     batch_size=args.batch_size,
-                     backbone_gflops_forward=flops['total'] / 1e9)
+            flops = eac_backbone_flops(
+                a['embed_dims'],
+                a['num_layers'],
+                a['mlp_ratio'],
+                n,
+                budget,
+                patch_size=plan.patch_size,
+                dense=kind == 'dense',
+                batch_size=args.batch_size)
+        entry = dict(
+            case,
+            model=LABELS[kind],
+            num_patches=n,
+            tokens=tokens,
+            batch_size=args.batch_size,
+            backbone_gflops_forward=flops['total'] / 1e9)
         need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
         if need > limit:
             entry['skipped'] = (f'estimated attention memory '
@@ -319,12 +349,20 @@ def measure(args, plan: Plan, device: torch.device,
             _freeze_batch_norm(model)
         _set_budget(model, budget)
         gen = torch.Generator().manual_seed(args.seed)
-        inputs = torch.randn(args.batch_size, 3, size, size,
-                             generator=gen).to(device)
+        inputs = torch.randn(
+            args.batch_size, 3, size, size, generator=gen).to(device)
         samples = make_data_samples(model, args.batch_size, size, size)
         run = _step_fn(model, scope, mode, inputs, samples)
         try:
-            times = time_runs(run, device, args.repeats, args.warmup,
+            warmup = args.warmup
+            if not args.no_memory:
+                # the first warmup run doubles as the memory run (an extra
+                # run without warmup); gradients start unallocated
+                model.zero_grad(set_to_none=True)
+                entry['peak_mem_mb'] = peak_memory_bytes(
+                    lambda: run(zero_grad=False), device) / 2**20
+                warmup = max(warmup - 1, 0)
+            times = time_runs(run, device, args.repeats, warmup,
                               args.max_seconds)
             stats = summarize_times(times)
             entry.update(
@@ -332,10 +370,6 @@ def measure(args, plan: Plan, device: torch.device,
                 latency_ms_runs=[t * 1e3 for t in times],
                 latency_ms_std=stats['std'] * 1e3,
                 throughput_img_s=args.batch_size / stats['median'])
-            if not args.no_memory:
-                model.zero_grad(set_to_none=True)
-                entry['peak_mem_mb'] = peak_memory_bytes(
-                    lambda: run(zero_grad=False), device) / 2**20
         except (RuntimeError, MemoryError, ValueError) as err:  # e.g. OOM
             msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
             entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
@@ -359,19 +393,21 @@ def scaling(results: List[Dict]) -> List[Dict]:
     groups: Dict[Tuple, List[Dict]] = {}
     for r in results:
         if 'latency_ms' in r:
-            groups.setdefault((r['scope'], r['mode'], _label(r)),
-                              []).append(r)
+            groups.setdefault((r['scope'], r['mode'], _label(r)), []).append(r)
     out = []
     for (scope, mode, label), rs in groups.items():
         rs = sorted(rs, key=lambda r: r['num_patches'])
         ns = [r['num_patches'] for r in rs]
         out.append(
-            dict(scope=scope, mode=mode, model=label, num_patches=ns,
-                 sizes=[r['size'] for r in rs],
-                 time_exponent=fit_power_law(ns, [r['latency_ms']
-                                                  for r in rs]),
-                 memory_exponent=fit_power_law(
-                     ns, [r.get('peak_mem_mb', 0) for r in rs])))
+            dict(
+                scope=scope,
+                mode=mode,
+                model=label,
+                num_patches=ns,
+                sizes=[r['size'] for r in rs],
+                time_exponent=fit_power_law(ns, [r['latency_ms'] for r in rs]),
+                memory_exponent=fit_power_law(
+                    ns, [r.get('peak_mem_mb', 0) for r in rs])))
     return out
 
 
@@ -387,8 +423,7 @@ def _speedups(results: List[Dict]) -> None:
         for kind in ('vit', 'dense'):
             other = ref.get((kind, r['scope'], r['mode'], r['size']))
             if other is not None and r['kind'] != kind:
-                r[f'speedup_vs_{kind}'] = other['latency_ms'] / r[
-                    'latency_ms']
+                r[f'speedup_vs_{kind}'] = other['latency_ms'] / r['latency_ms']
                 if 'peak_mem_mb' in r and other.get('peak_mem_mb'):
                     r[f'memory_ratio_vs_{kind}'] = r['peak_mem_mb'] / other[
                         'peak_mem_mb']
@@ -421,7 +456,9 @@ def markdown(report: Dict) -> str:
     res = report['results']
     for scope in SCOPES:
         for mode in MODES:
-            rows = [r for r in res if r['scope'] == scope and r['mode'] == mode]
+            rows = [
+                r for r in res if r['scope'] == scope and r['mode'] == mode
+            ]
             if not rows:
                 continue
             what = 'forward' if mode == 'forward' else 'forward + backward'
@@ -431,8 +468,10 @@ def markdown(report: Dict) -> str:
                 '| backbone GFLOPs | speedup vs ViT | speedup vs dense | '
                 'mem vs ViT |', '|' + '---|' * 10
             ]
-            for r in sorted(rows, key=lambda r: (r['size'], KINDS.index(
-                    r['kind']), r['budget'] or 0)):
+            for r in sorted(
+                    rows,
+                    key=lambda r:
+                (r['size'], KINDS.index(r['kind']), r['budget'] or 0)):
                 if 'skipped' in r:
                     lines.append(
                         f"| {r['size']} | {r['num_patches']} | {_label(r)} "
@@ -457,11 +496,10 @@ def markdown(report: Dict) -> str:
             'exponent |', '|---|---|---|---|---|---|'
         ]
         for s in report['scaling']:
-            lines.append(
-                f"| {s['scope']} | {s['mode']} | {s['model']} | "
-                f"{', '.join(map(str, s['sizes']))} | "
-                f"{_fmt(s['time_exponent'], '.2f')} | "
-                f"{_fmt(s['memory_exponent'], '.2f')} |")
+            lines.append(f"| {s['scope']} | {s['mode']} | {s['model']} | "
+                         f"{', '.join(map(str, s['sizes']))} | "
+                         f"{_fmt(s['time_exponent'], '.2f')} | "
+                         f"{_fmt(s['memory_exponent'], '.2f')} |")
         lines.append('')
     return '\n'.join(lines)
 
@@ -483,8 +521,8 @@ def plot(report: Dict, path: str) -> None:
                 rows, key=lambda r: (KINDS.index(r['kind']), r['budget'] or 0))
         ]
         labels = list(dict.fromkeys(labels))
-        for row, (key, ylabel) in enumerate(
-            [('latency_ms', 'latency (ms)'), ('peak_mem_mb',
+        for row, (key, ylabel) in enumerate([('latency_ms', 'latency (ms)'),
+                                             ('peak_mem_mb',
                                               'peak memory (MiB)')]):
             ax = axes[row][col]
             for label in labels:
@@ -522,9 +560,12 @@ def _environment(device: torch.device) -> Dict:
                         break
         except OSError:
             pass
-    return dict(device=device.type, device_name=name,
-                torch=torch.__version__, threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count())
+    return dict(
+        device=device.type,
+        device_name=name,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count())
 
 
 def _write_atomic(folder: str, files: Dict[str, object]) -> None:
@@ -567,8 +608,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         measure(args, plan, device, results)
     except KeyboardInterrupt:
-        print(f'\ninterrupted: writing the {len(results)} of {planned} '
-              'cases measured so far', file=sys.stderr)
+        print(
+            f'\ninterrupted: writing the {len(results)} of {planned} '
+            'cases measured so far',
+            file=sys.stderr)
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
@@ -576,10 +619,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     report = dict(
         environment=_environment(device),
         settings=dict(
-            config=args.config, arch=plan.arch, max_cores=plan.max_cores,
-            sizes=plan.sizes, budgets=plan.budgets, models=args.models,
-            scopes=args.scopes, modes=args.modes, repeats=args.repeats,
-            warmup=args.warmup, batch_size=args.batch_size,
+            config=args.config,
+            arch=plan.arch,
+            max_cores=plan.max_cores,
+            sizes=plan.sizes,
+            budgets=plan.budgets,
+            models=args.models,
+            scopes=args.scopes,
+            modes=args.modes,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            batch_size=args.batch_size,
             dtype='float32'),
         complete=len(results) == planned,
         planned_cases=planned,

@@ -25,7 +25,8 @@ timed).
 
 Examples::
 
-    python tools/analysis_tools/benchmark_attention.py --json work_dirs/attn.json
+    python tools/analysis_tools/benchmark_attention.py \\
+        --json work_dirs/attn.json
     python tools/analysis_tools/benchmark_attention.py --sizes 512 1024 \\
         --op-sizes 1024 --sections backbone op
 """
@@ -41,7 +42,10 @@ import torch
 
 SECTIONS = ('backbone', 'op', 'linear')
 TARGETS = {
-    'backbone': {1024: 1.8, 2048: 4.2},
+    'backbone': {
+        1024: 1.8,
+        2048: 4.2
+    },
     'op': 1.0,
     'linear': 1.10,
 }
@@ -52,29 +56,39 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='EAC attention benchmark: vs dense twin, op vs two '
         'SDPA calls, whole forward vs its linear layers.')
     parser.add_argument(
-        '--arch', default='b',
+        '--arch',
+        default='b',
         help='EAC arch: s, s+, b, l or a JSON dict (default b)')
     parser.add_argument('--max-cores', type=int, default=64)
-    parser.add_argument('--num-cores', type=int, default=64,
-                        help='budget C (default 64)')
-    parser.add_argument('--sizes', type=int, nargs='+',
-                        default=[512, 1024, 2048],
-                        help='sizes of the backbone comparison')
-    parser.add_argument('--op-sizes', type=int, nargs='+',
-                        default=[1024, 2048],
-                        help='sizes whose attention shapes the op is timed at')
+    parser.add_argument(
+        '--num-cores', type=int, default=64, help='budget C (default 64)')
+    parser.add_argument(
+        '--sizes',
+        type=int,
+        nargs='+',
+        default=[512, 1024, 2048],
+        help='sizes of the backbone comparison')
+    parser.add_argument(
+        '--op-sizes',
+        type=int,
+        nargs='+',
+        default=[1024, 2048],
+        help='sizes whose attention shapes the op is timed at')
     parser.add_argument('--linear-size', type=int, default=1024)
-    parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
-                        choices=SECTIONS)
+    parser.add_argument(
+        '--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--max-seconds', type=float, default=120.0,
-                        help='stop repeating a case after this many timed '
-                        'seconds (default 120)')
+    parser.add_argument(
+        '--max-seconds',
+        type=float,
+        default=120.0,
+        help='stop repeating a case after this many timed '
+        'seconds (default 120)')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--json', metavar='PATH',
-                        help='write the results as JSON')
+    parser.add_argument(
+        '--json', metavar='PATH', help='write the results as JSON')
     return parser.parse_args(argv)
 
 
@@ -83,16 +97,18 @@ def _median_ms(fn: Callable[[], object], args) -> Dict:
     times = time_runs(fn, torch.device('cpu'), args.repeats, args.warmup,
                       args.max_seconds)
     s = summarize_times(times)
-    return dict(median_ms=s['median'] * 1e3,
-                runs_ms=[t * 1e3 for t in times])
+    return dict(median_ms=s['median'] * 1e3, runs_ms=[t * 1e3 for t in times])
 
 
 def _backbone(args, dense: bool):
     from mmeac.utils.analysis_models import build_model, eac_backbone_cfg
     torch.manual_seed(args.seed)
     model = build_model(
-        eac_backbone_cfg(args.arch, max_cores=args.max_cores,
-                         num_cores=args.num_cores, dense=dense))
+        eac_backbone_cfg(
+            args.arch,
+            max_cores=args.max_cores,
+            num_cores=args.num_cores,
+            dense=dense))
     return model.eval()
 
 
@@ -112,9 +128,14 @@ def bench_backbone(args, eac, dense) -> List[Dict]:
             with torch.no_grad():
                 out[name] = _median_ms(lambda: model(x), args)
         flops = [
-            eac_backbone_flops(eac.embed_dims, eac.num_layers, eac.mlp_ratio,
-                               n, args.num_cores, eac.patch_size,
-                               dense=d)['total'] for d in (False, True)
+            eac_backbone_flops(
+                eac.embed_dims,
+                eac.num_layers,
+                eac.mlp_ratio,
+                n,
+                args.num_cores,
+                eac.patch_size,
+                dense=d)['total'] for d in (False, True)
         ]
         out['speedup'] = out['dense']['median_ms'] / out['eac']['median_ms']
         out['flop_ratio'] = flops[1] / flops[0]
@@ -131,15 +152,15 @@ def bench_op(args, eac) -> List[Dict]:
     for size in args.op_sizes:
         n = (size // eac.patch_size)**2
         gen = torch.Generator().manual_seed(args.seed)
-        q, k, v, g = (torch.randn(1, heads, c + n, d, generator=gen)
-                      for _ in range(4))
+        q, k, v, g = (
+            torch.randn(1, heads, c + n, d, generator=gen) for _ in range(4))
         out = dict(size=size, shape=[1, heads, c + n, d], num_cores=c)
         impls = (('op', core_periphery_attention), ('sdpa_pair',
                                                     sdpa_pair_attention))
         for name, fn in impls:
             with torch.no_grad():
-                out[f'{name}_forward'] = _median_ms(
-                    lambda: fn(q, k, v, c), args)
+                out[f'{name}_forward'] = _median_ms(lambda: fn(q, k, v, c),
+                                                    args)
             qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
 
             def step():
@@ -149,8 +170,9 @@ def bench_op(args, eac) -> List[Dict]:
 
             out[f'{name}_train'] = _median_ms(step, args)
         for mode in ('forward', 'train'):
-            out[f'ratio_{mode}'] = (out[f'sdpa_pair_{mode}']['median_ms'] /
-                                    out[f'op_{mode}']['median_ms'])
+            out[f'ratio_{mode}'] = (
+                out[f'sdpa_pair_{mode}']['median_ms'] /
+                out[f'op_{mode}']['median_ms'])
         out['target'] = TARGETS['op']
         rows.append(out)
     return rows
@@ -185,19 +207,26 @@ def bench_linear(args, eac) -> Dict:
     with torch.no_grad():
         full = _median_ms(lambda: eac(x), args)
         linear = _median_ms(linear_only_fn(eac, size, args.seed), args)
-    return dict(size=size, num_cores=args.num_cores, backbone=full,
-                linear_only=linear,
-                ratio=full['median_ms'] / linear['median_ms'],
-                target=TARGETS['linear'])
+    return dict(
+        size=size,
+        num_cores=args.num_cores,
+        backbone=full,
+        linear_only=linear,
+        ratio=full['median_ms'] / linear['median_ms'],
+        target=TARGETS['linear'])
 
 
 def format_report(res: Dict) -> str:
-    lines = [f"EAC attention benchmark: arch {res['arch']}, C="
-             f"{res['num_cores']}, batch 1, fp32, {res['threads']} threads, "
-             f"median of {res['repeats']} runs", '']
+    lines = [
+        f"EAC attention benchmark: arch {res['arch']}, C="
+        f"{res['num_cores']}, batch 1, fp32, {res['threads']} threads, "
+        f"median of {res['repeats']} runs", ''
+    ]
     if 'backbone' in res:
-        lines += ['| size | N | EAC fwd (ms) | dense fwd (ms) | speedup | '
-                  'FLOP ratio | target |', '|---|---|---|---|---|---|---|']
+        lines += [
+            '| size | N | EAC fwd (ms) | dense fwd (ms) | speedup | '
+            'FLOP ratio | target |', '|---|---|---|---|---|---|---|'
+        ]
         for r in res['backbone']:
             tgt = f">= {r['target']}x" if r['target'] else '-'
             lines.append(
@@ -206,18 +235,19 @@ def format_report(res: Dict) -> str:
                 f" | {r['speedup']:.2f}x | {r['flop_ratio']:.2f}x | {tgt} |")
         lines.append('')
     if 'op' in res:
-        lines += ['| size | q/k/v shape | op fwd (ms) | 2xSDPA+cat fwd (ms) '
-                  '| ratio | op fwd+bwd (ms) | 2xSDPA+cat fwd+bwd (ms) | '
-                  'ratio |', '|---|---|---|---|---|---|---|---|']
+        lines += [
+            '| size | q/k/v shape | op fwd (ms) | 2xSDPA+cat fwd (ms) '
+            '| ratio | op fwd+bwd (ms) | 2xSDPA+cat fwd+bwd (ms) | '
+            'ratio |', '|---|---|---|---|---|---|---|---|'
+        ]
         for r in res['op']:
-            lines.append(
-                f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
-                f"{r['op_forward']['median_ms']:.2f} | "
-                f"{r['sdpa_pair_forward']['median_ms']:.2f} | "
-                f"{r['ratio_forward']:.2f}x | "
-                f"{r['op_train']['median_ms']:.2f} | "
-                f"{r['sdpa_pair_train']['median_ms']:.2f} | "
-                f"{r['ratio_train']:.2f}x |")
+            lines.append(f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
+                         f"{r['op_forward']['median_ms']:.2f} | "
+                         f"{r['sdpa_pair_forward']['median_ms']:.2f} | "
+                         f"{r['ratio_forward']:.2f}x | "
+                         f"{r['op_train']['median_ms']:.2f} | "
+                         f"{r['sdpa_pair_train']['median_ms']:.2f} | "
+                         f"{r['ratio_train']:.2f}x |")
         lines += ['(ratio = two-SDPA time / op time; target >= 1.00x)', '']
     if 'linear' in res:
         r = res['linear']
@@ -247,9 +277,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as err:
         print(f'benchmark_attention.py: error: {err}', file=sys.stderr)
         return 2
-    res = dict(arch=model_arch(args.arch), num_cores=args.num_cores,
-               threads=torch.get_num_threads(), repeats=args.repeats,
-               warmup=args.warmup, torch=torch.__version__)
+    res = dict(
+        arch=model_arch(args.arch),
+        num_cores=args.num_cores,
+        threads=torch.get_num_threads(),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        torch=torch.__version__)
     if 'backbone' in args.sections:
         dense = _backbone(args, dense=True)
         dense.load_state_dict(eac.state_dict())
@@ -266,6 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
         with os.fdopen(fd, 'w') as f:
             json.dump(res, f, indent=2)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, args.json)
         print(f'wrote {args.json}')
     return 0

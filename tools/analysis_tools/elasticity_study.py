@@ -17,26 +17,27 @@ two models' checkpoints and configs (``nested/``, ``fixed/``), which can be
 fed to ``visualize_cores.py``.
 
 Model: ``EncoderDecoder`` with an ``EACViT`` backbone (4 blocks, 96 dims, 4
-heads, patch 8, 32 cores at 128 px: 256 patches) and a linear decode head
-(1x1 convolution on the last feature map, the EAC paper's probe). About
-10-15 minutes on 2 idle CPU cores with the defaults.
+heads, patch 8, 64 cores, i.e. budgets 8..64 with the paper's weights, at
+128 px: 256 patches) and a linear decode head (1x1 convolution on the last
+feature map, the EAC paper's probe); 500 iterations of batch 8. About 10-15
+minutes on 2 idle CPU cores with ``--jobs 2``.
 
-Input (``--input``): in the built-in data every class has its own flat
-colour, so in colour each patch can label itself from its own pixels and
-the cores (the only path between patches in EAC) carry nothing the labels
-need: both variants then keep 100% at every budget (``--input color``).
-The default reads the images as grayscale, where several classes have
-nearly the same luminance and the shape, which a patch sees only through
-the cores, decides; ``gray-jitter`` adds a brightness / contrast jitter in
-training.
+Task: in the built-in data every class has its own flat colour, so each
+patch can label itself from its own pixels; trained that way, both variants
+keep 100% at every budget (even at one core), because nothing the labels
+need travels through the cores. The study therefore blanks a fraction
+(``--mask-ratio``, default 0.6) of the patches of every training and
+validation image (filled with the normalisation mean; labels kept; the
+validation masks are fixed per image): a blanked patch can only recover its
+class from its neighbours, through the cores, the one path between patches
+in EAC. The budget then decides how much of that context reaches it.
 
 Example::
 
     OMP_NUM_THREADS=1 python tools/analysis_tools/elasticity_study.py \\
-        --work-dir work_dirs/elasticity
+        --work-dir work_dirs/elasticity --jobs 2
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
@@ -46,7 +47,7 @@ import time
 from typing import Dict, List, Optional
 
 VARIANTS = ('nested', 'fixed')
-INPUTS = ('gray', 'gray-jitter', 'color')
+INPUTS = ('color', 'gray')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -62,7 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=128, help='image px')
     parser.add_argument('--num-train', type=int, default=200)
     parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--iters', type=int, default=500)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument(
@@ -71,17 +72,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '"mlp_ratio": 2.0}',
         help='EAC arch (name or JSON dict)')
     parser.add_argument('--patch-size', type=int, default=8)
-    parser.add_argument('--max-cores', type=int, default=32)
+    parser.add_argument('--max-cores', type=int, default=64)
     parser.add_argument('--core-chunk', type=int, default=8)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--input',
-        default='gray',
+        default='color',
         choices=INPUTS,
-        help='gray (default): grayscale images; gray-jitter: grayscale with '
-        'a brightness / contrast jitter in training; color: RGB')
+        help='color (default) or grayscale images')
+    parser.add_argument(
+        '--mask-ratio',
+        type=float,
+        default=0.6,
+        help='fraction of patches blanked in every image, train and val '
+        '(default 0.6; 0 disables)')
     parser.add_argument(
         '--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='train the variants in this many parallel processes (2 uses '
+        'two CPU cores best: small models scale poorly with threads)')
     parser.add_argument(
         '--skip-train',
         action='store_true',
@@ -89,37 +101,61 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _register_luma_jitter() -> str:
-    """Register the grayscale brightness / contrast jitter transform."""
+def _register_patch_mask() -> str:
+    """Register the patch-blanking transform of the study (idempotent)."""
+    import zlib
+
     import numpy as np
     from mmcv.transforms import BaseTransform
     from mmengine.registry import TRANSFORMS
 
-    class ElasticityStudyLumaJitter(BaseTransform):
-        """``img <- (img - mean) * contrast + mean + brightness``, clipped.
+    class ElasticityStudyPatchMask(BaseTransform):
+        """Blank a fraction of the patches of the (final, cropped) image.
+
+        Blanked patches are filled with ``fill`` (the normalisation mean,
+        i.e. zero input), labels are kept: their class can only be
+        recovered through the cores, the one path between patches in EAC.
 
         Args:
-            brightness (float): Offset drawn from ``U(-b, b)``.
-            contrast (tuple): Factor drawn from ``U(lo, hi)``.
+            patch_size (int): Patch grid of the model.
+            ratio (float): Fraction of patches blanked.
+            fill (Sequence[float]): Pixel value of a blank patch.
+            fixed (bool): Draw the mask from a seed derived from the image
+                path (evaluation: the same mask for every model and run)
+                instead of the global random state (training).
         """
 
-        def __init__(self, brightness: float = 48.0,
-                     contrast=(0.6, 1.4)) -> None:
-            self.brightness = brightness
-            self.contrast = tuple(contrast)
+        def __init__(self,
+                     patch_size: int,
+                     ratio: float,
+                     fill,
+                     fixed: bool = False) -> None:
+            self.patch_size = patch_size
+            self.ratio = ratio
+            self.fill = np.asarray(fill, np.float32)
+            self.fixed = fixed
 
         def transform(self, results: Dict) -> Dict:
             img = results['img'].astype(np.float32)
-            mean = float(img.mean())
-            alpha = np.random.uniform(*self.contrast)
-            beta = np.random.uniform(-self.brightness, self.brightness)
-            results['img'] = np.clip((img - mean) * alpha + mean + beta, 0,
-                                     255)
+            p = self.patch_size
+            gh, gw = img.shape[0] // p, img.shape[1] // p
+            if self.fixed:
+                seed = zlib.crc32(str(results.get('img_path', '')).encode())
+                rng = np.random.default_rng(seed)
+            else:
+                rng = np.random.default_rng(np.random.randint(2**31))
+            blank = rng.random((gh, gw)) < self.ratio
+            mask = np.kron(blank, np.ones((p, p), bool))
+            full = np.zeros(img.shape[:2], bool)
+            full[:gh * p, :gw * p] = mask
+            fill = self.fill if img.ndim == 3 else self.fill[:1].squeeze()
+            img[full] = fill
+            results['img'] = img
             return results
 
-    name = ElasticityStudyLumaJitter.__name__
-    TRANSFORMS.register_module(name=name, module=ElasticityStudyLumaJitter,
-                               force=True)
+    name = ElasticityStudyPatchMask.__name__
+    TRANSFORMS.register_module(
+        name=name, module=ElasticityStudyPatchMask, force=True)
     return name
 
 
@@ -130,8 +166,26 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
     from mmeac.utils.analysis_models import model_arch
     dims = model_arch(arch)['embed_dims']
     crop = (args.size, args.size)
-    gray = args.input != 'color'
-    jitter = args.input == 'gray-jitter'
+    gray = args.input == 'gray'
+    if not 0 <= args.mask_ratio < 1:
+        raise ValueError(f'--mask-ratio must be in [0, 1), got '
+                         f'{args.mask_ratio}')
+    mean = [127.5] if gray else [123.675, 116.28, 103.53]
+    std = [64.0] if gray else [58.395, 57.12, 57.375]
+
+    def masking(fixed: bool) -> List[Dict]:
+        if args.mask_ratio == 0:
+            return []
+        # the fill is the normalisation mean, in the loaded (BGR) order
+        return [
+            dict(
+                type=_register_patch_mask(),
+                patch_size=args.patch_size,
+                ratio=args.mask_ratio,
+                fill=mean[::-1],
+                fixed=fixed)
+        ]
+
     backbone = dict(
         type='EACViT',
         arch=arch,
@@ -144,8 +198,8 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
         drop_path_rate=0.0)
     if variant == 'fixed':
         backbone['train_num_cores'] = args.max_cores
-    load = dict(type='LoadImageFromFile',
-                color_type='grayscale' if gray else 'color')
+    load = dict(
+        type='LoadImageFromFile', color_type='grayscale' if gray else 'color')
     train_pipeline = [
         load,
         dict(type='LoadAnnotations', reduce_zero_label=True),
@@ -156,15 +210,12 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
             keep_ratio=True),
         dict(type='RandomCrop', crop_size=crop, cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),
-    ] + ([dict(type=_register_luma_jitter())] if jitter else []) + [
-        dict(type='PackSegInputs')
-    ]
+    ] + masking(fixed=False) + [dict(type='PackSegInputs')]
     test_pipeline = [
         load,
         dict(type='Resize', scale=crop, keep_ratio=True),
         dict(type='LoadAnnotations', reduce_zero_label=True),
-        dict(type='PackSegInputs')
-    ]
+    ] + masking(fixed=True) + [dict(type='PackSegInputs')]
 
     def loader(split: str, pipeline, batch: int, train: bool) -> Dict:
         return dict(
@@ -190,8 +241,8 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
             type='EncoderDecoder',
             data_preprocessor=dict(
                 type='SegDataPreProcessor',
-                mean=[127.5] if gray else [123.675, 116.28, 103.53],
-                std=[64.0] if gray else [58.395, 57.12, 57.375],
+                mean=mean,
+                std=std,
                 bgr_to_rgb=not gray,
                 pad_val=0,
                 seg_pad_val=255,
@@ -209,7 +260,8 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
                 norm_cfg=None,
                 align_corners=False,
                 loss_decode=dict(
-                    type='CrossEntropyLoss', use_sigmoid=False,
+                    type='CrossEntropyLoss',
+                    use_sigmoid=False,
                     loss_weight=1.0)),
             train_cfg=dict(),
             test_cfg=dict(mode='whole')),
@@ -222,38 +274,55 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
         optim_wrapper=dict(
             type='OptimWrapper',
             optimizer=dict(
-                type='AdamW', lr=args.lr, betas=(0.9, 0.999),
+                type='AdamW',
+                lr=args.lr,
+                betas=(0.9, 0.999),
                 weight_decay=0.01),
             clip_grad=dict(max_norm=1.0)),
         param_scheduler=[
-            dict(type='LinearLR', start_factor=1e-2, by_epoch=False,
-                 begin=0, end=warmup),
-            dict(type='PolyLR', eta_min=0.0, power=1.0, begin=warmup,
-                 end=args.iters, by_epoch=False)
+            dict(
+                type='LinearLR',
+                start_factor=1e-2,
+                by_epoch=False,
+                begin=0,
+                end=warmup),
+            dict(
+                type='PolyLR',
+                eta_min=0.0,
+                power=1.0,
+                begin=warmup,
+                end=args.iters,
+                by_epoch=False)
         ],
         train_cfg=dict(
-            type='IterBasedTrainLoop', max_iters=args.iters,
+            type='IterBasedTrainLoop',
+            max_iters=args.iters,
+            val_begin=args.iters + 1,
             val_interval=args.iters + 1),
         val_cfg=dict(type='ValLoop'),
         test_cfg=dict(type='TestLoop'),
         default_hooks=dict(
             timer=dict(type='IterTimerHook'),
-            logger=dict(type='LoggerHook', interval=50,
-                        log_metric_by_epoch=False),
+            logger=dict(
+                type='LoggerHook', interval=50, log_metric_by_epoch=False),
             param_scheduler=dict(type='ParamSchedulerHook'),
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=args.iters, max_keep_ckpts=1),
+            checkpoint=dict(
+                type='CheckpointHook',
+                by_epoch=False,
+                interval=args.iters,
+                max_keep_ckpts=1),
             sampler_seed=dict(type='DistSamplerSeedHook')),
-        env_cfg=dict(cudnn_benchmark=False,
-                     mp_cfg=dict(mp_start_method='fork',
-                                 opencv_num_threads=0),
-                     dist_cfg=dict(backend='gloo')),
+        env_cfg=dict(
+            cudnn_benchmark=False,
+            mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+            dist_cfg=dict(backend='gloo')),
         log_processor=dict(by_epoch=False),
         log_level='WARNING',
         randomness=dict(seed=args.seed),
-        visualizer=dict(type='SegLocalVisualizer',
-                        vis_backends=[dict(type='LocalVisBackend')],
-                        name=f'visualizer_{variant}'),
+        visualizer=dict(
+            type='SegLocalVisualizer',
+            vis_backends=[dict(type='LocalVisBackend')],
+            name=f'visualizer_{variant}'),
         load_from=None,
         resume=False)
 
@@ -297,14 +366,56 @@ def run_variant(args, variant: str, data_root: str) -> Dict:
         scores=scores)
 
 
+def _variant_worker(args, variant: str, data_root: str, conn) -> None:
+    """Child process: train and evaluate one variant, send the result."""
+    import traceback
+
+    import torch
+    try:
+        torch.set_num_threads(max(1, torch.get_num_threads() // args.jobs))
+        conn.send(('ok', run_variant(args, variant, data_root)))
+    except BaseException:  # report any failure to the parent
+        conn.send(('error', traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _run_parallel(args, data_root: str) -> Dict:
+    """Run the variants in forked processes at once (threads shared)."""
+    import multiprocessing as mp
+    ctx = mp.get_context('fork')
+    running = {}
+    for variant in args.variants:
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_variant_worker, args=(args, variant, data_root, send))
+        proc.start()
+        send.close()
+        running[variant] = (proc, recv)
+    results, errors = {}, []
+    for variant, (proc, recv) in running.items():
+        try:
+            status, payload = recv.recv()
+        except EOFError:
+            status, payload = 'error', f'process exited with {proc.exitcode}'
+        proc.join()
+        if status == 'ok':
+            results[variant] = payload
+        else:
+            errors.append(f'{variant}: {payload}')
+    if errors:
+        raise RuntimeError('variant(s) failed:\n' + '\n'.join(errors))
+    return results
+
+
 def markdown(report: Dict) -> str:
     res = report['variants']
     budgets = sorted({b for v in res.values() for b in v['scores']})
     full = max(budgets)
     s = report['settings']
     lines = [
-        '| budget C | ' + ' | '.join(
-            f'{v} mIoU | {v} kept' for v in res) + ' |',
+        '| budget C | ' + ' | '.join(f'{v} mIoU | {v} kept'
+                                     for v in res) + ' |',
         '|---|' + '---|---|' * len(res)
     ]
     for b in budgets:
@@ -312,14 +423,14 @@ def markdown(report: Dict) -> str:
         for v in res.values():
             m = v['scores'][b]['mIoU']
             ref = v['scores'][full]['mIoU']
-            cells.append(f'{m:.2f} | {100 * m / ref:.0f}%' if ref else
-                         f'{m:.2f} | -')
+            cells.append(
+                f'{m:.2f} | {100 * m / ref:.0f}%' if ref else f'{m:.2f} | -')
         lines.append(f'| {b} | ' + ' | '.join(cells) + ' |')
     lines += [
-        '',
-        {'color': 'RGB input, ', 'gray': 'Grayscale input, ',
-         'gray-jitter': 'Grayscale input (brightness / contrast jitter in '
-         'training), '}[s.get('input', 'color')] +
+        '', ('Grayscale' if s.get('input') == 'gray' else 'RGB') +
+        (f" input, {100 * s['mask_ratio']:.0f}% of the patches blanked in "
+         'every train and val image (labels kept), '
+         if s.get('mask_ratio') else ' input, ') +
         f"EAC {s['arch']} patch {s['patch_size']}, {s['max_cores']} cores, "
         f"{s['size']} px ({s['num_patches']} patches), linear head, "
         f"{s['iters']} iterations x batch {s['batch_size']} on "
@@ -336,36 +447,61 @@ def main(argv: Optional[List[str]] = None) -> int:
     import mmeac  # noqa: F401
     from mmeac.datasets import make_ade20k
     if args.max_cores % args.core_chunk or args.max_cores < args.core_chunk:
-        print('elasticity_study.py: error: --max-cores must be a multiple of '
-              '--core-chunk', file=sys.stderr)
+        print(
+            'elasticity_study.py: error: --max-cores must be a multiple of '
+            '--core-chunk',
+            file=sys.stderr)
         return 2
     if args.size < args.patch_size or args.iters < 1:
-        print('elasticity_study.py: error: --size must be >= --patch-size '
-              'and --iters >= 1', file=sys.stderr)
+        print(
+            'elasticity_study.py: error: --size must be >= --patch-size '
+            'and --iters >= 1',
+            file=sys.stderr)
+        return 2
+    if not 0 <= args.mask_ratio < 1:
+        print(
+            'elasticity_study.py: error: --mask-ratio must be in [0, 1), '
+            f'got {args.mask_ratio}',
+            file=sys.stderr)
         return 2
     os.makedirs(args.work_dir, exist_ok=True)
     data_parent = args.data_root or osp.join(args.work_dir, 'data')
     data_root = make_ade20k(
-        data_parent, size=args.size, num_train=args.num_train,
-        num_val=args.num_val, seed=args.seed)
+        data_parent,
+        size=args.size,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        seed=args.seed)
     report = dict(
         settings=dict(
-            arch=args.arch, patch_size=args.patch_size,
-            max_cores=args.max_cores, core_chunk=args.core_chunk,
-            size=args.size, num_patches=(args.size // args.patch_size)**2,
-            iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-            num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+            arch=args.arch,
+            patch_size=args.patch_size,
+            max_cores=args.max_cores,
+            core_chunk=args.core_chunk,
+            size=args.size,
+            num_patches=(args.size // args.patch_size)**2,
+            iters=args.iters,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            seed=args.seed,
             input=args.input,
+            mask_ratio=args.mask_ratio,
             data_root=data_root),
         variants={})
-    for variant in args.variants:
-        report['variants'][variant] = run_variant(args, variant, data_root)
+    if args.jobs > 1 and len(args.variants) > 1:
+        report['variants'] = _run_parallel(args, data_root)
+    else:
+        for variant in args.variants:
+            report['variants'][variant] = run_variant(args, variant, data_root)
     md = markdown(report)
     for name, text in (('elasticity.json', json.dumps(report, indent=2)),
                        ('elasticity.md', md + '\n')):
         fd, tmp = tempfile.mkstemp(dir=args.work_dir, suffix='.tmp')
         with os.fdopen(fd, 'w') as f:
             f.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, osp.join(args.work_dir, name))
     print(md)
     return 0

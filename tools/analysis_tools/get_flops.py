@@ -12,9 +12,11 @@ Examples::
 
     python tools/analysis_tools/get_flops.py b --shape 1024 1024 --num-cores 64
     python tools/analysis_tools/get_flops.py CONFIG --shape 512 512
-    python tools/analysis_tools/get_flops.py CONFIG --backbone-only --json out.json
-    python tools/analysis_tools/get_flops.py '{"embed_dims": 64, "num_layers": 2,
-        "num_heads": 2, "mlp_ratio": 2.66667}' --shape 64 64 --max-cores 16
+    python tools/analysis_tools/get_flops.py CONFIG --backbone-only \\
+        --json out.json
+    python tools/analysis_tools/get_flops.py \\
+        '{"embed_dims": 64, "num_layers": 2, "num_heads": 2,
+          "mlp_ratio": 2.5}' --shape 64 64 --max-cores 16
 """
 import argparse
 import copy
@@ -141,8 +143,8 @@ def _count(model, inputs, whole: bool, device: str) -> Dict[str, int]:
     if device != 'meta':
         return count_module_flops(model, inputs, run, device=device)
     try:
-        return count_module_flops(copy.deepcopy(model), inputs, run,
-                                  device='meta')
+        return count_module_flops(
+            copy.deepcopy(model), inputs, run, device='meta')
     except (NotImplementedError, RuntimeError, ValueError, TypeError):
         # some ops (e.g. NMS in detectors) have no meta kernel: count on CPU
         return count_module_flops(model, inputs, run, device='cpu')
@@ -159,8 +161,11 @@ def compute(args: argparse.Namespace) -> Dict:
         raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
     name, cfgs, whole = _build_pair(args, hw)
     result = dict(
-        model=name, input=[args.batch_size, 3, *hw], unit='FLOPs (2 per '
-        'multiply-add)', networks={})
+        model=name,
+        input=[args.batch_size, 3, *hw],
+        unit='FLOPs (2 per '
+        'multiply-add)',
+        networks={})
     for kind, cfg in cfgs.items():
         model = build_model(cfg)
         model.eval()
@@ -187,8 +192,7 @@ def compute(args: argparse.Namespace) -> Dict:
         entry = dict(
             num_patches=n,
             num_cores=c,
-            attention_pairs_per_layer=attention_pairs(n, c,
-                                                      kind == 'dense'),
+            attention_pairs_per_layer=attention_pairs(n, c, kind == 'dense'),
             backbone_counted=counted_bb,
             backbone_counted_split=counted_by_category(counted_bb),
             backbone_analytic=analytic)
@@ -219,8 +223,7 @@ def format_table(result: Dict) -> str:
             dense['backbone_analytic']['total']),
         row('  attention, analytic', eac['backbone_analytic']['attention'],
             dense['backbone_analytic']['attention']),
-        row('  attention, counted',
-            eac['backbone_counted_split']['attention'],
+        row('  attention, counted', eac['backbone_counted_split']['attention'],
             dense['backbone_counted_split']['attention']),
         row('  linear layers + patch embed, analytic',
             eac['backbone_analytic']['linear'],
@@ -231,8 +234,7 @@ def format_table(result: Dict) -> str:
             row('whole model, counted', eac['model_counted']['total'],
                 dense['model_counted']['total']))
     lines += [
-        '',
-        f'attention pairs per layer: EAC 2NC + C^2 = '
+        '', f'attention pairs per layer: EAC 2NC + C^2 = '
         f"{eac['attention_pairs_per_layer']:,}; dense (N + C)^2 = "
         f"{dense['attention_pairs_per_layer']:,}"
     ]
@@ -247,6 +249,7 @@ def write_json(path: str, data: Dict) -> None:
     try:
         with os.fdopen(fd, 'w') as f:
             json.dump(data, f, indent=2)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

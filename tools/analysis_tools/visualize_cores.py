@@ -50,22 +50,41 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Core-to-patch attention maps and core trajectories of '
         'an EAC model.')
     parser.add_argument('image', help='image file')
-    parser.add_argument('config', help='config of a model with an EACViT '
-                        'backbone')
-    parser.add_argument('checkpoint', help='checkpoint of that model (or of '
-                        'its backbone)')
-    parser.add_argument('--budgets', type=int, nargs='+', default=None,
-                        help='core budgets (default 8 16 32 64 up to the '
-                        'model\'s max_cores)')
-    parser.add_argument('--layers', nargs='+', default=['all'],
-                        help="'all' (default) or block indices")
-    parser.add_argument('--img-size', type=int, nargs='+', default=None,
-                        help='resize the image to H [W] first (default: '
-                        'keep its size)')
-    parser.add_argument('--num-show-cores', type=int, default=8,
-                        help='cores shown per grid row (default 8)')
-    parser.add_argument('--compare-layer', type=int, default=-1,
-                        help='layer of the budget comparison (default last)')
+    parser.add_argument(
+        'config', help='config of a model with an EACViT '
+        'backbone')
+    parser.add_argument(
+        'checkpoint', help='checkpoint of that model (or of '
+        'its backbone)')
+    parser.add_argument(
+        '--budgets',
+        type=int,
+        nargs='+',
+        default=None,
+        help='core budgets (default 8 16 32 64 up to the '
+        'model\'s max_cores)')
+    parser.add_argument(
+        '--layers',
+        nargs='+',
+        default=['all'],
+        help="'all' (default) or block indices")
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs='+',
+        default=None,
+        help='resize the image to H [W] first (default: '
+        'keep its size)')
+    parser.add_argument(
+        '--num-show-cores',
+        type=int,
+        default=8,
+        help='cores shown per grid row (default 8)')
+    parser.add_argument(
+        '--compare-layer',
+        type=int,
+        default=-1,
+        help='layer of the budget comparison (default last)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -73,7 +92,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------ model, image
-def load_model(config: str, checkpoint: str, cfg_options=None,
+def load_model(config: str,
+               checkpoint: str,
+               cfg_options=None,
                device: str = 'cpu'):
     """Build the config's model and load the checkpoint into it.
 
@@ -109,9 +130,7 @@ def load_model(config: str, checkpoint: str, cfg_options=None,
             for k, v in state.items() if k.startswith('backbone.')
         }
     missing = [k for k in own if k not in state]
-    wrong = [
-        k for k in own if k in state and state[k].shape != own[k].shape
-    ]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong:
         raise ValueError(
             f'checkpoint {checkpoint} does not hold the weights of this '
@@ -186,21 +205,28 @@ def _figure(rows: int, cols: int):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * PANEL_INCH, rows * PANEL_INCH),
+        rows,
+        cols,
+        figsize=(cols * PANEL_INCH, rows * PANEL_INCH),
         squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93,
-                        wspace=0.04, hspace=0.2)
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=0.93, wspace=0.04, hspace=0.2)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     return plt, fig, axes
 
 
-def _overlay(ax, rgb: np.ndarray, amap: torch.Tensor, coord=None,
+def _overlay(ax,
+             rgb: np.ndarray,
+             amap: torch.Tensor,
+             coord=None,
              title: str = '') -> None:
     h, w = rgb.shape[:2]
     up = torch.nn.functional.interpolate(
-        amap[None, None].float(), size=(h, w), mode='bilinear',
+        amap[None, None].float(),
+        size=(h, w),
+        mode='bilinear',
         align_corners=False)[0, 0]
     up = (up / up.max().clamp_min(1e-12)).numpy()
     ax.imshow(rgb)
@@ -208,7 +234,10 @@ def _overlay(ax, rgb: np.ndarray, amap: torch.Tensor, coord=None,
     if coord is not None:
         cx = (float(coord[0]) + 1) / 2 * w
         cy = (float(coord[1]) + 1) / 2 * h
-        ax.plot([cx], [cy], marker='+', color='white', markersize=9,
+        ax.plot([cx], [cy],
+                marker='+',
+                color='white',
+                markersize=9,
                 markeredgewidth=2)
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
@@ -224,14 +253,15 @@ def attention_grid(rgb, result: Dict, num_show: int, path: str) -> None:
     layers = result['layers']
     k = min(num_show, result['num_cores'])
     plt, fig, axes = _figure(len(layers), k)
-    fig.suptitle(f"core-to-patch attention, C={result['num_cores']} "
-                 '(weighted by ||v||; + = core position)', fontsize=9)
+    fig.suptitle(
+        f"core-to-patch attention, C={result['num_cores']} "
+        '(weighted by ||v||; + = core position)',
+        fontsize=9)
     for r, layer in enumerate(layers):
         maps = result['maps'][layer][0]
         area = effective_area(maps)
         for j in range(k):
-            _overlay(axes[r][j], rgb, maps[j],
-                     result['coords'][0, layer, j],
+            _overlay(axes[r][j], rgb, maps[j], result['coords'][0, layer, j],
                      f'L{layer} core {j} ({100 * float(area[j]):.0f}%)')
     _save(plt, fig, path)
 
@@ -253,8 +283,10 @@ def trajectory_plot(rgb, result: Dict, path: str) -> None:
         ax.plot(coords[-1, j, 0], coords[-1, j, 1], 'x', color=color, ms=5)
     ax.set_xlim(-1, 1)
     ax.set_ylim(1, -1)
-    ax.set_title(f'core coordinates over depth, C={c} (o first block, '
-                 'x last)', fontsize=9)
+    ax.set_title(
+        f'core coordinates over depth, C={c} (o first block, '
+        'x last)',
+        fontsize=9)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
@@ -264,14 +296,16 @@ def budget_grid(rgb, results: Dict[int, Dict], layer: int, num_show: int,
     budgets = sorted(results)
     k = min([num_show] + budgets)
     plt, fig, axes = _figure(len(budgets), k)
-    fig.suptitle(f'layer {layer}: the same cores at each budget '
-                 '(% = effective area)', fontsize=9)
+    fig.suptitle(
+        f'layer {layer}: the same cores at each budget '
+        '(% = effective area)',
+        fontsize=9)
     for r, b in enumerate(budgets):
         maps = results[b]['maps'][layer][0]
         area = effective_area(maps)
         for j in range(k):
-            _overlay(axes[r][j], rgb, maps[j],
-                     results[b]['coords'][0, layer, j],
+            _overlay(axes[r][j], rgb, maps[j], results[b]['coords'][0, layer,
+                                                                    j],
                      f'C={b} core {j} ({100 * float(area[j]):.0f}%)')
     _save(plt, fig, path)
 
@@ -279,7 +313,8 @@ def budget_grid(rgb, results: Dict[int, Dict], layer: int, num_show: int,
 # -------------------------------------------------------------------- main
 def run(args: argparse.Namespace) -> List[str]:
     import mmeac  # noqa: F401
-    from mmeac.utils.attention_maps import parse_layer_indices, core_attention_maps
+    from mmeac.utils.attention_maps import (core_attention_maps,
+                                            parse_layer_indices)
     model, backbone, cfg = load_model(args.config, args.checkpoint,
                                       args.cfg_options, args.device)
     budgets = args.budgets or [
@@ -292,8 +327,7 @@ def run(args: argparse.Namespace) -> List[str]:
     if args.num_show_cores < 1:
         raise ValueError('--num-show-cores must be >= 1')
     n_layers = len(backbone.layers)
-    layers = 'all' if args.layers == ['all'] else [int(v) for v in
-                                                   args.layers]
+    layers = 'all' if args.layers == ['all'] else [int(v) for v in args.layers]
     layer_ids = parse_layer_indices(layers, n_layers)
     compare = parse_layer_indices([args.compare_layer], n_layers)[0]
     wanted = sorted(set(layer_ids) | {compare})
@@ -323,11 +357,14 @@ def run(args: argparse.Namespace) -> List[str]:
                     osp.join(tmp, name))
         names.append(name)
         summary = dict(
-            image=args.image, input_shape=list(x.shape), budgets={
-                str(b): dict(
+            image=args.image,
+            input_shape=list(x.shape),
+            budgets={
+                str(b):
+                dict(
                     mean_effective_area={
-                        str(layer): float(effective_area(
-                            res['maps'][layer][0]).mean())
+                        str(layer):
+                        float(effective_area(res['maps'][layer][0]).mean())
                         for layer in wanted
                     },
                     coords=res['coords'][0].tolist())

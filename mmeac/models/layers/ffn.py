@@ -20,4 +20,4 @@ class SwiGLUFFN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         u, v = self.fc1(x).chunk(2, dim=-1)
-        return self.fc2(F.silu(u) * v)
+        return self.fc2(F.silu(u).mul_(v))
