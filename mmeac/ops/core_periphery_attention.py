@@ -90,7 +90,7 @@ def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
             out = torch.cat([out, out_p], dim=2)
             lse = torch.cat([lse, lse_p], dim=2)
         return out, lse.contiguous()
-    # CUDA: SDPA picks the fused flash / memory-efficient kernels
+    # CUDA (and CPU without ATen's flash op): SDPA's fused kernels
     out = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
     if has_patches:
         out = torch.cat([
@@ -106,7 +106,9 @@ def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
     out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
-    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    # the real kernels: float64 lse only from CPU flash on float64 inputs
+    double = q.dtype == torch.float64 and _uses_cpu_flash(q)
+    lse_dtype = torch.float64 if double else torch.float32
     return out, q.new_empty(_lse_shape(q), dtype=lse_dtype)
 
 
