@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _toolkit import (  # noqa: E402
     LAUNCHERS, ToolError, build_runner, check_data_roots, default_work_dir,
-    fail, import_mmeac, load_config, setup_launcher)
+    fail, finish_distributed, import_mmeac, load_config, setup_launcher)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 _OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
@@ -181,6 +181,7 @@ def main(argv=None) -> None:
         os.makedirs(out_dir, exist_ok=True)
         mmengine.dump(result, args.out)
         runner.logger.info(f'results written to {args.out}')
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _toolkit import (  # noqa: E402
     LAUNCHERS, ToolError, build_runner, check_data_roots, default_work_dir,
-    fail, import_mmeac, load_config, setup_launcher)
+    fail, finish_distributed, import_mmeac, load_config, setup_launcher)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -103,6 +103,7 @@ def main(argv=None) -> None:
 
     runner = build_runner(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
