@@ -316,7 +316,7 @@ def test_benchmark_attention_tiny(tmp_path):
     rc = tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--num-cores', '16',
         '--sizes', '32', '64', '--op-sizes', '64', '--linear-size', '64',
-        '--repeats', '1', '--warmup', '0', '--json',
+        '--repeats', '1', '--op-repeats', '3', '--warmup', '0', '--json',
         str(out)
     ])
     assert rc == 0
@@ -326,8 +326,26 @@ def test_benchmark_attention_tiny(tmp_path):
         assert r['speedup'] > 0 and r['flop_ratio'] > 1
     op = res['op'][0]
     assert op['shape'] == [1, 2, 16 + 16, 16]
-    assert op['ratio_forward'] > 0 and op['ratio_train'] > 0
+    for key in ('forward', 'train', 'forward_merged', 'train_merged'):
+        assert op[f'ratio_{key}'] > 0
+    assert len(op['op_forward']['runs_ms']) == 3
+    assert len(op['sdpa_pair_merged_train']['runs_ms']) == 3
     assert res['linear']['ratio'] > 0
+
+
+def test_time_interleaved_rotates_and_stops():
+    from mmeac.utils.benchmark import time_interleaved
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in 'abc'}
+    times = time_interleaved(fns, torch.device('cpu'), repeats=3, warmup=1)
+    assert calls == list('abc' 'abc' 'bca' 'cab')
+    assert {k: len(v) for k, v in times.items()} == dict(a=3, b=3, c=3)
+    # a budget of 0 s still times one round
+    times = time_interleaved(
+        fns, torch.device('cpu'), repeats=5, warmup=0, max_seconds=0)
+    assert all(len(v) == 1 for v in times.values())
+    with pytest.raises(ValueError, match='repeats'):
+        time_interleaved(fns, torch.device('cpu'), repeats=0)
 
 
 def test_linear_only_fn_runs_the_backbone_matmuls():
@@ -585,3 +603,14 @@ def test_elasticity_study_end_to_end(tmp_path):
         ['--work-dir',
          str(tmp_path / 'bad'), '--mask-ratio', '1.5']) == 2
     assert not (tmp_path / 'bad').exists()
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+
+    from mmeac.utils import keep_freed_memory, release_freed_memory
+    with pytest.raises(ValueError, match='threshold_bytes'):
+        keep_freed_memory(0)
+    glibc = platform.libc_ver()[0] == 'glibc'
+    assert keep_freed_memory() is glibc
+    assert release_freed_memory() is glibc

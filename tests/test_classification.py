@@ -13,6 +13,7 @@ import glob
 import importlib.util
 import os
 import os.path as osp
+import re
 import pickle
 
 import numpy as np
@@ -382,7 +383,8 @@ def test_test_tool_top1_at_another_budget(probe_run, cls_base):
     assert 'accuracy/top5' in result['metrics']
 
 
-def test_test_tool_rejects_missing_budget(probe_run, cls_base, monkeypatch):
+def test_test_tool_rejects_missing_budget(probe_run, cls_base, monkeypatch,
+                                          capsys):
     base = cls_base['base']
     monkeypatch.chdir(base)
     bad_out = osp.join(base, 'bad.pkl')
@@ -390,13 +392,17 @@ def test_test_tool_rejects_missing_budget(probe_run, cls_base, monkeypatch):
                                                   osp.join(TOOLS, 'test.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    with pytest.raises(
-            ValueError, match=r'num_cores=12 is not a core budget'
-            r'.*\[8, 16\]'):
+    with pytest.raises(SystemExit) as exc:
         tool.main([
             cls_base['config'],
             osp.join(probe_run['work_dir'], 'iter_4.pth'), '--work-dir',
             osp.join(base, 'test_bad'), '--out', bad_out, '--cfg-options',
             'model.backbone.num_cores=12'
         ])
+    assert exc.value.code == 2
+    assert re.search(
+        r'error: model.backbone: num_cores=12 is not a core budget'
+        r'.*\[8, 16\]',
+        capsys.readouterr().err)
     assert not osp.exists(bad_out)
+    assert not osp.exists(osp.join(base, 'test_bad'))

@@ -102,6 +102,24 @@ def test_low_precision_within_tolerance(dtype, tol, kernel_path):
         torch.testing.assert_close(g.double(), w, rtol=5 * tol, atol=5 * tol)
 
 
+def test_outputs_are_token_major(kernel_path):
+    """The output is stored ``[B, L, heads, d]`` so that merging heads is a
+    view; the fake kernel reports the same strides as the real one."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    q, k, v = _qkv(2, 3, 8, 13, 16, dtype=torch.float32, grad=True)
+    out, lse = torch.ops.mmeac.core_periphery_attention(q, k, v, 8, 0.25)
+    assert out.transpose(1, 2).is_contiguous()
+    with FakeTensorMode() as mode:
+        fq, fk, fv = (mode.from_tensor(t) for t in (q, k, v))
+        fout, flse = torch.ops.mmeac.core_periphery_attention(
+            fq, fk, fv, 8, 0.25)
+    assert fout.stride() == out.stride()
+    assert flse.shape == lse.shape and flse.stride() == lse.stride()
+    grads = torch.autograd.grad(out, (q, k, v), torch.randn_like(out))
+    for g, t in zip(grads, (q, k, v)):
+        assert g.shape == t.shape and g.transpose(1, 2).is_contiguous()
+
+
 def test_sdpa_pair_matches_op():
     q, k, v = _qkv(2, 2, 8, 30, 16)
     torch.testing.assert_close(

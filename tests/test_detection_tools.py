@@ -151,19 +151,23 @@ def test_test_tool_metrics_at_another_budget(det_run, det_base):
     assert metrics['coco/bbox_mAP'] == pytest.approx(expected, abs=1e-3)
 
 
-def test_test_tool_rejects_missing_budget(det_run, det_base, monkeypatch):
+def test_test_tool_rejects_missing_budget(det_run, det_base, monkeypatch,
+                                          capsys):
     monkeypatch.chdir(det_base)
     bad_out = osp.join(det_base, 'bad.pkl')
-    with pytest.raises(
-            ValueError, match=r'num_cores=12 is not a core budget'
-            r'.*\[8, 16\]'):
+    with pytest.raises(SystemExit) as exc:
         _tool_main('test.py', [
             DEMO,
             osp.join(det_run['work_dir'], 'iter_4.pth'), '--work-dir',
             osp.join(det_base, 'test_bad'), '--out', bad_out, '--cfg-options',
             'model.backbone.num_cores=12'
         ])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert 'error: model.backbone: num_cores=12 is not a core ' \
+        'budget' in err and '[8, 16]' in err
     assert not osp.exists(bad_out)
+    assert not osp.exists(osp.join(det_base, 'test_bad'))
 
 
 def test_dist_train_and_test_two_gloo_processes(det_base):

@@ -318,6 +318,21 @@ def test_with_cp_and_drop_path_same_gradients_in_eval_math():
     torch.testing.assert_close(grads[0], grads[1])
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_inference_in_place_path_equals_autograd_path(dtype):
+    """Without autograd the blocks rotate q/k, gate the FFN and add the
+    residuals in place; the result must equal the autograd path's."""
+    model = tiny(output_cls_token=True).eval().to(dtype)
+    x = torch.randn(2, 3, 40, 56, dtype=dtype)
+    with torch.no_grad():
+        fast = model(x)[-1]
+    slow = model(x)[-1]
+    assert slow[0].requires_grad
+    tol = 0 if dtype == torch.float32 else 1e-2
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b.detach(), rtol=tol, atol=tol)
+
+
 def test_dense_twin_differs_and_masked_impl_matches():
     x = torch.randn(1, 3, 32, 32)
     base = tiny().eval()

@@ -159,25 +159,36 @@ def test_budget_override_in_test_tool(upernet_run, ade, tmp_path, budget):
     assert len(images) == 4
 
 
-def test_bad_budget_is_rejected(upernet_run, ade, tmp_path):
+def test_bad_budget_is_rejected(upernet_run, ade, tmp_path, capsys):
+    """A budget the model cannot run is one line on stderr (exit 2), before
+    the runner starts: no work dir, no checkpoint, no metrics."""
     ckpt = osp.join(upernet_run['work_dir'], 'iter_4.pth')
-    with pytest.raises(ValueError, match=r'num_cores=12 is not a core budget'):
+    with pytest.raises(SystemExit) as exc:
         _test_in_process(
             UPERNET,
             ckpt,
             tmp_path,
             options=[*_roots(ade), 'model.backbone.num_cores=12'])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    # in-process the program name is pytest's; the tool prints one line
+    assert err.count('\n') == 0 and 'error: model.backbone: num_cores=12 is ' \
+        'not a core budget' in err, err
     assert not osp.exists(tmp_path / 'metrics.json')
+    assert not osp.exists(tmp_path / 'work')
     work_dir = str(tmp_path / 'train')
     proc = run(
         python_tool('train.py', UPERNET, '--work-dir', work_dir,
                     '--cfg-options', *_roots(ade),
                     'model.backbone.num_cores=12'),
         cwd=str(tmp_path))
-    assert proc.returncode != 0
-    assert 'num_cores=12 is not a core budget' in proc.stderr
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert 'train.py: error: model.backbone: num_cores=12 is not a core ' \
+        'budget' in proc.stderr
     assert '[8, 16]' in proc.stderr
     assert 'Iter(train)' not in proc.stdout + proc.stderr
+    assert not osp.exists(work_dir)
     assert not any(
         f.endswith('.pth') for _, _, files in os.walk(tmp_path)
         for f in files)

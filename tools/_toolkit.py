@@ -136,6 +136,43 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
                                 'or set it with --cfg-options')
 
 
+def _eac_backbone_cfgs(obj, where: str) -> Iterator[Tuple[dict, str]]:
+    """Every ``EACViT`` config dict inside ``obj`` with its config key."""
+    if isinstance(obj, dict):
+        kind = obj.get('type', None)
+        name = getattr(kind, '__name__', kind)
+        if isinstance(name, str) and name.split('.')[-1] == 'EACViT':
+            yield obj, where
+        for key, value in obj.items():
+            yield from _eac_backbone_cfgs(value, f'{where}.{key}')
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _eac_backbone_cfgs(value, f'{where}[{i}]')
+
+
+def check_eac_backbones(cfg: Config) -> None:
+    """Build each ``EACViT`` of ``cfg.model`` once (no checkpoint loading),
+    so that a bad setting (a core budget that is not a multiple of the
+    chunk, more cores than the bank, ...) is reported as one line before
+    the runner starts, instead of as a traceback from inside it.
+
+    Raises:
+        ToolError: ``model...backbone: <the backbone's ValueError>``.
+    """
+    import copy
+
+    from mmengine.registry import MODELS
+    for backbone_cfg, where in _eac_backbone_cfgs(cfg.get('model', None),
+                                                  'model'):
+        backbone_cfg = copy.deepcopy(dict(backbone_cfg))
+        backbone_cfg.pop('init_cfg', None)
+        backbone_cfg['type'] = 'EACViT'
+        try:
+            MODELS.build(backbone_cfg)
+        except ValueError as err:
+            raise ToolError(f'{where}: {err}') from None
+
+
 def _replace_syncbn(obj) -> int:
     """Replace ``SyncBN`` norm configs by ``BN`` in place; return count."""
     count = 0

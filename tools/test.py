@@ -27,8 +27,9 @@ from typing import Any, Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _toolkit import (  # noqa: E402
-    LAUNCHERS, ToolError, build_runner, check_data_roots, default_work_dir,
-    fail, finish_distributed, import_mmeac, load_config, setup_launcher)
+    LAUNCHERS, ToolError, build_runner, check_data_roots, check_eac_backbones,
+    default_work_dir, fail, finish_distributed, import_mmeac, load_config,
+    setup_launcher)
 from mmengine.config import Config, DictAction  # noqa: E402
 
 _OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
@@ -161,6 +162,7 @@ def main(argv=None) -> None:
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)
         import_mmeac()
+        check_eac_backbones(cfg)
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))

@@ -21,8 +21,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _toolkit import (  # noqa: E402
-    LAUNCHERS, ToolError, build_runner, check_data_roots, default_work_dir,
-    fail, finish_distributed, import_mmeac, load_config, setup_launcher)
+    LAUNCHERS, ToolError, build_runner, check_data_roots, check_eac_backbones,
+    default_work_dir, fail, finish_distributed, import_mmeac, load_config,
+    setup_launcher)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -73,6 +74,7 @@ def main(argv=None) -> None:
         check_data_roots(cfg, loaders)
         cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
         import_mmeac()
+        check_eac_backbones(cfg)
 
         if args.amp:
             import torch

@@ -14,6 +14,9 @@ The operator is registered in PyTorch's dispatcher as
   CUDA),
 * a fake (meta) kernel, so ``torch.compile(fullgraph=True)`` and
   ``torch.export`` trace through it,
+* outputs stored token-major (``[B, L, heads, d]`` in memory, returned as
+  the ``[B, heads, L, d]`` view), so that merging the heads for the output
+  projection needs no copy,
 * a backward that is itself a custom operator
   (``mmeac::core_periphery_attention_backward``) with ``O(NC)`` memory: the
   fused flash backward on CPU, an analytic recomputation of the
@@ -70,8 +73,30 @@ def _uses_cpu_flash(q: Tensor) -> bool:
     return q.device.type == 'cpu' and _CPU_FLASH is not None
 
 
-def _lse_shape(q: Tensor) -> Tuple[int, ...]:
-    return tuple(q.shape[:3]) if _uses_cpu_flash(q) else (0, )
+def _token_major(x: Tensor) -> Tensor:
+    """``x`` ``[B, heads, L, ...]`` stored token-major (``[B, L, heads, ...]``
+    in memory), returned as the same ``[B, heads, L, ...]`` view.
+
+    The operator's outputs use this layout: ``out.transpose(1, 2)`` is then
+    contiguous, so merging the heads before the output projection is free,
+    and ATen's CPU flash kernels produce it natively.
+    """
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def _cat_tokens(core: Tensor, patch: Tensor) -> Tensor:
+    """Concatenate along the token dim (2) into token-major storage: one
+    contiguous copy per part when the parts are token-major already."""
+    return torch.cat([core.transpose(1, 2), patch.transpose(1, 2)],
+                     dim=1).transpose(1, 2)
+
+
+def _empty_token_major(like: Tensor, shape: Tuple[int, ...],
+                       dtype: Optional[torch.dtype] = None) -> Tensor:
+    """Uninitialised ``shape`` (``[B, heads, L, ...]``) in token-major
+    storage, as the kernels return it (used by the fake kernels)."""
+    swapped = (shape[0], shape[2], shape[1]) + tuple(shape[3:])
+    return like.new_empty(swapped, dtype=dtype).transpose(1, 2)
 
 
 @torch.library.custom_op(_OP, mutates_args=(), device_types=('cpu', 'cuda'))
@@ -81,35 +106,33 @@ def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
     log-sum-exp of every query row (empty elsewhere)."""
     _check_inputs(q, k, v, num_cores)
     c = num_cores
-    has_patches = q.shape[2] > c
     if _uses_cpu_flash(q):
         out, lse = _CPU_FLASH(q[:, :, :c], k, v, scale=scale)
-        if has_patches:
-            out_p, lse_p = _CPU_FLASH(
-                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
-            out = torch.cat([out, out_p], dim=2)
-            lse = torch.cat([lse, lse_p], dim=2)
-        return out, lse.contiguous()
+        if q.shape[2] == c:
+            return _token_major(out), _token_major(lse)
+        out_p, lse_p = _CPU_FLASH(
+            q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
+        return _cat_tokens(out, out_p), _cat_tokens(lse, lse_p)
     # CUDA (and CPU without ATen's flash op): SDPA's fused kernels
     out = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
-    if has_patches:
-        out = torch.cat([
+    if q.shape[2] > c:
+        out = _cat_tokens(
             out,
             F.scaled_dot_product_attention(
-                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
-        ], dim=2)
-    return out, q.new_empty(0, dtype=torch.float32)
+                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale))
+    return _token_major(out), q.new_empty(0, dtype=torch.float32)
 
 
 @_cp_attention.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
-    out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
-    # the real kernels: float64 lse only from CPU flash on float64 inputs
-    double = q.dtype == torch.float64 and _uses_cpu_flash(q)
-    lse_dtype = torch.float64 if double else torch.float32
-    return out, q.new_empty(_lse_shape(q), dtype=lse_dtype)
+    out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
+    if not _uses_cpu_flash(q):
+        return out, q.new_empty(0, dtype=torch.float32)
+    # the real kernel: float64 lse only from CPU flash on float64 inputs
+    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
 
 
 def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -124,17 +147,22 @@ def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
     return grad_s @ k, grad_s.transpose(-2, -1) @ q, grad_v
 
 
+def _last_dim_contiguous(x: Tensor) -> Tensor:
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
 def _flash_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
                 grad_out: Tensor,
                 scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """The same gradients through ATen's fused CPU flash backward."""
+    """The same gradients through ATen's fused CPU flash backward (it reads
+    any strides whose last dim is contiguous)."""
     return _CPU_FLASH_BWD(
-        grad_out.contiguous(),
+        _last_dim_contiguous(grad_out),
         q,
         k,
         v,
-        out.contiguous(),
-        lse.contiguous(),
+        _last_dim_contiguous(out),
+        lse,
         0.0,
         False,
         scale=scale)
@@ -177,15 +205,17 @@ def _cp_attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
         gq_p, gk_c, gv_c = run(slice(c, None), slice(0, c), args_p)
         gk[:, :, :c] += gk_c
         gv[:, :, :c] += gv_c
-        gq = torch.cat([gq, gq_p], dim=2)
-    return gq.to(dtype), gk.to(dtype), gv.to(dtype)
+        gq = _cat_tokens(gq, gq_p)
+    return tuple(_token_major(g.to(dtype)) for g in (gq, gk, gv))
 
 
 @_cp_attention_backward.register_fake
 def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
       lse: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    return (_empty_token_major(q, tuple(q.shape)),
+            _empty_token_major(k, tuple(k.shape)),
+            _empty_token_major(v, tuple(v.shape)))
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -198,7 +228,7 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_out: Tensor, _grad_lse: Optional[Tensor]):
     q, k, v, out, lse = ctx.saved_tensors
-    gq, gk, gv = _cp_attention_backward(grad_out.contiguous(), q, k, v, out,
+    gq, gk, gv = _cp_attention_backward(grad_out, q, k, v, out,
                                         lse, ctx.num_cores, ctx.scale)
     return gq, gk, gv, None, None
 

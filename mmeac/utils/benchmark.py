@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import torch
 
 __all__ = [
-    'resolve_device', 'synchronize', 'time_runs', 'peak_memory_bytes',
+    'resolve_device', 'synchronize', 'time_runs', 'time_interleaved',
+    'peak_memory_bytes',
     'summarize_times', 'available_memory_bytes'
 ]
 
@@ -76,19 +77,67 @@ def time_runs(fn: Callable[[], object],
     synchronize(device)
     times: List[float] = []
     for _ in range(repeats):
-        if device.type == 'cuda':
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end) / 1000.0)
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        times.append(_timed_call(fn, device))
         if max_seconds is not None and sum(times) >= max_seconds:
+            break
+    return times
+
+
+def _timed_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds of one call of ``fn`` (CUDA events on GPU)."""
+    if device.type == 'cuda':
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize(device)
+        return start.elapsed_time(end) / 1000.0
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     device: torch.device,
+                     repeats: int = 5,
+                     warmup: int = 1,
+                     max_seconds: Optional[float] = None
+                     ) -> Dict[str, List[float]]:
+    """Time several steps round-robin, for ratios between them.
+
+    Each round times every step once, starting from a different one in
+    turn, so that slow drifts of the machine (frequency, other load, the
+    allocator's state) fall on all steps alike instead of on whichever ran
+    last. This is what the side-by-side ratios are computed from.
+
+    Args:
+        fns (dict): Name -> one measured step.
+        device (torch.device): Where the steps run.
+        repeats (int): Rounds (at least 1).
+        warmup (int): Untimed rounds before them.
+        max_seconds (float, optional): Stop once the slowest step's timed
+            runs took this long in total (one round is always timed).
+
+    Returns:
+        dict: Name -> seconds of each timed run.
+    """
+    if repeats < 1:
+        raise ValueError(f'repeats must be >= 1, got {repeats}')
+    if not fns:
+        raise ValueError('time_interleaved needs at least one step')
+    names = list(fns)
+    for _ in range(max(warmup, 0)):
+        for name in names:
+            fns[name]()
+    synchronize(device)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(_timed_call(fns[name], device))
+        if max_seconds is not None and max(
+                sum(t) for t in times.values()) >= max_seconds:
             break
     return times
 

@@ -113,6 +113,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--no-memory', action='store_true', help='skip peak memory')
     parser.add_argument(
+        '--system-malloc',
+        action='store_true',
+        help='leave glibc malloc as it is (default: keep large freed '
+        'blocks for reuse, see mmeac.utils.cpu_malloc)')
+    parser.add_argument(
         '--mem-limit-gb',
         type=float,
         default=None,
@@ -276,6 +281,7 @@ def measure(args, plan: Plan, device: torch.device,
             results: List[Dict]) -> List[Dict]:
     """Run every case, appending one entry per case to ``results`` (so
     that an interrupted run keeps what it measured)."""
+    from mmeac.utils import release_freed_memory
     from mmeac.utils.analysis_models import make_data_samples
     from mmeac.utils.benchmark import (available_memory_bytes,
                                        peak_memory_bytes, summarize_times,
@@ -374,6 +380,9 @@ def measure(args, plan: Plan, device: torch.device,
             msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
             entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
         model.zero_grad(set_to_none=True)
+        del run, inputs, samples
+        gc.collect()
+        release_freed_memory()  # hand the kept heap back between cases
         results.append(entry)
         if bar is not None:
             bar.update()
@@ -396,6 +405,8 @@ def scaling(results: List[Dict]) -> List[Dict]:
             groups.setdefault((r['scope'], r['mode'], _label(r)), []).append(r)
     out = []
     for (scope, mode, label), rs in groups.items():
+        if len({r['num_patches'] for r in rs}) < 2:
+            continue  # an exponent needs two sizes
         rs = sorted(rs, key=lambda r: r['num_patches'])
         ns = [r['num_patches'] for r in rs]
         out.append(
@@ -445,8 +456,10 @@ def markdown(report: Dict) -> str:
         f"{env['torch']}, {env['threads']} threads, batch "
         f"{report['settings']['batch_size']}, fp32, median of "
         f"{report['settings']['repeats']} runs after "
-        f"{report['settings']['warmup']} warmup. Peak memory: tensor "
-        f'memory the step allocates on top of parameters and inputs.', ''
+        f"{report['settings']['warmup']} warmup"
+        f"{', malloc keeps freed blocks' if env.get('malloc_tuned') else ''}"
+        '. Peak memory: tensor memory the step allocates on top of '
+        'parameters and inputs.', ''
     ]
     if not report.get('complete', True):
         lines += [
@@ -547,7 +560,7 @@ def plot(report: Dict, path: str) -> None:
     plt.close(fig)
 
 
-def _environment(device: torch.device) -> Dict:
+def _environment(device: torch.device, malloc_tuned: bool) -> Dict:
     name = platform.processor() or platform.machine()
     if device.type == 'cuda':
         name = torch.cuda.get_device_name(device)
@@ -565,7 +578,8 @@ def _environment(device: torch.device) -> Dict:
         device_name=name,
         torch=torch.__version__,
         threads=torch.get_num_threads(),
-        cpu_count=os.cpu_count())
+        cpu_count=os.cpu_count(),
+        malloc_tuned=malloc_tuned)
 
 
 def _write_atomic(folder: str, files: Dict[str, object]) -> None:
@@ -590,9 +604,12 @@ def _sigterm(signum, frame):
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
+    from mmeac.utils import keep_freed_memory
     from mmeac.utils.benchmark import resolve_device
     try:
         device = resolve_device(args.device)
+        malloc_tuned = (not args.system_malloc and device.type == 'cpu'
+                        and keep_freed_memory())
         if args.threads:
             torch.set_num_threads(args.threads)
         plan = Plan(args)
@@ -617,7 +634,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             signal.signal(signal.SIGTERM, old_handler)
     _speedups(results)
     report = dict(
-        environment=_environment(device),
+        environment=_environment(device, malloc_tuned),
         settings=dict(
             config=args.config,
             arch=plan.arch,

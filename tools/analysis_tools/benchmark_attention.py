@@ -2,7 +2,9 @@
 
 Three comparisons, each side by side in one run (batch 1, fp32, median of
 ``--repeats`` runs after ``--warmup``, ``torch.no_grad`` for forward-only,
-torch's default thread count unless ``--threads``):
+torch's default thread count unless ``--threads``). The two sides of a
+comparison are timed round-robin (one run of each per round, the starting
+side alternating), so drifts of a shared machine fall on both alike:
 
 1. ``backbone``: EAC (budget ``--num-cores``, default 64) against the same
    network with dense attention over all tokens, forward, at ``--sizes``
@@ -31,6 +33,7 @@ Examples::
         --op-sizes 1024 --sections backbone op
 """
 import argparse
+import functools
 import json
 import os
 import os.path as osp
@@ -78,6 +81,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--sections', nargs='+', default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument(
+        '--op-repeats',
+        type=int,
+        default=40,
+        help='rounds of the op comparison (milliseconds each; default 40)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument(
         '--max-seconds',
@@ -86,18 +94,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='stop repeating a case after this many timed '
         'seconds (default 120)')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument(
+        '--system-malloc',
+        action='store_true',
+        help='leave glibc malloc as it is (default: keep large freed '
+        'blocks for reuse, see mmeac.utils.cpu_malloc)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--json', metavar='PATH', help='write the results as JSON')
     return parser.parse_args(argv)
 
 
-def _median_ms(fn: Callable[[], object], args) -> Dict:
-    from mmeac.utils.benchmark import summarize_times, time_runs
-    times = time_runs(fn, torch.device('cpu'), args.repeats, args.warmup,
-                      args.max_seconds)
-    s = summarize_times(times)
-    return dict(median_ms=s['median'] * 1e3, runs_ms=[t * 1e3 for t in times])
+def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
+    """Time ``fns`` round-robin (see ``time_interleaved``); name ->
+    ``dict(median_ms, runs_ms)``."""
+    from mmeac.utils.benchmark import summarize_times, time_interleaved
+    times = time_interleaved(fns, torch.device('cpu'), args.repeats,
+                             args.warmup, args.max_seconds)
+    return {
+        name: dict(
+            median_ms=summarize_times(t)['median'] * 1e3,
+            runs_ms=[x * 1e3 for x in t])
+        for name, t in times.items()
+    }
 
 
 def _backbone(args, dense: bool):
@@ -124,9 +143,10 @@ def bench_backbone(args, eac, dense) -> List[Dict]:
         x = _image(size, args.seed)
         n = (size // eac.patch_size)**2
         out = dict(size=size, num_patches=n, num_cores=args.num_cores)
-        for name, model in (('eac', eac), ('dense', dense)):
-            with torch.no_grad():
-                out[name] = _median_ms(lambda: model(x), args)
+        with torch.no_grad():
+            out.update(
+                _side_by_side(dict(eac=lambda: eac(x), dense=lambda: dense(x)),
+                              args))
         flops = [
             eac_backbone_flops(
                 eac.embed_dims,
@@ -144,35 +164,59 @@ def bench_backbone(args, eac, dense) -> List[Dict]:
     return rows
 
 
+def _merged(fn: Callable) -> Callable:
+    """``fn`` followed by merging the heads into ``[B, L, heads * d]``, the
+    input of the output projection (what the attention layer needs)."""
+
+    def run(q, k, v, c):
+        return fn(q, k, v, c).transpose(1, 2).flatten(2)
+
+    return run
+
+
 def bench_op(args, eac) -> List[Dict]:
     from mmeac.ops import core_periphery_attention, sdpa_pair_attention
+    args = argparse.Namespace(**{**vars(args), 'repeats': args.op_repeats})
     heads, c = eac.num_heads, args.num_cores
     d = eac.embed_dims // heads
+    impls = dict(
+        op=core_periphery_attention,
+        sdpa_pair=sdpa_pair_attention,
+        op_merged=_merged(core_periphery_attention),
+        sdpa_pair_merged=_merged(sdpa_pair_attention))
     rows = []
     for size in args.op_sizes:
         n = (size // eac.patch_size)**2
         gen = torch.Generator().manual_seed(args.seed)
-        q, k, v, g = (
-            torch.randn(1, heads, c + n, d, generator=gen) for _ in range(4))
+        q, k, v = (
+            torch.randn(1, heads, c + n, d, generator=gen) for _ in range(3))
+        g = torch.randn(1, c + n, heads * d, generator=gen)
         out = dict(size=size, shape=[1, heads, c + n, d], num_cores=c)
-        impls = (('op', core_periphery_attention), ('sdpa_pair',
-                                                    sdpa_pair_attention))
-        for name, fn in impls:
-            with torch.no_grad():
-                out[f'{name}_forward'] = _median_ms(lambda: fn(q, k, v, c),
-                                                    args)
-            qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+        with torch.no_grad():
+            res = _side_by_side(
+                {
+                    name: functools.partial(fn, q, k, v, c)
+                    for name, fn in impls.items()
+                }, args)
+        out.update({f'{name}_forward': r for name, r in res.items()})
+        qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
 
-            def step():
-                for t in (qg, kg, vg):
-                    t.grad = None
-                fn(qg, kg, vg, c).backward(g)
+        def step(fn):
+            for t in (qg, kg, vg):
+                t.grad = None
+            y = fn(qg, kg, vg, c)
+            y.backward(g.view(y.shape) if y.dim() == 3 else
+                       g.view(1, c + n, heads, d).transpose(1, 2))
 
-            out[f'{name}_train'] = _median_ms(step, args)
+        res = _side_by_side(
+            {name: functools.partial(step, fn)
+             for name, fn in impls.items()}, args)
+        out.update({f'{name}_train': r for name, r in res.items()})
         for mode in ('forward', 'train'):
-            out[f'ratio_{mode}'] = (
-                out[f'sdpa_pair_{mode}']['median_ms'] /
-                out[f'op_{mode}']['median_ms'])
+            for suffix in ('', '_merged'):
+                out[f'ratio_{mode}{suffix}'] = (
+                    out[f'sdpa_pair{suffix}_{mode}']['median_ms'] /
+                    out[f'op{suffix}_{mode}']['median_ms'])
         out['target'] = TARGETS['op']
         rows.append(out)
     return rows
@@ -205,14 +249,16 @@ def bench_linear(args, eac) -> Dict:
     size = args.linear_size
     x = _image(size, args.seed)
     with torch.no_grad():
-        full = _median_ms(lambda: eac(x), args)
-        linear = _median_ms(linear_only_fn(eac, size, args.seed), args)
+        res = _side_by_side(
+            dict(
+                backbone=lambda: eac(x),
+                linear_only=linear_only_fn(eac, size, args.seed)), args)
     return dict(
         size=size,
         num_cores=args.num_cores,
-        backbone=full,
-        linear_only=linear,
-        ratio=full['median_ms'] / linear['median_ms'],
+        backbone=res['backbone'],
+        linear_only=res['linear_only'],
+        ratio=res['backbone']['median_ms'] / res['linear_only']['median_ms'],
         target=TARGETS['linear'])
 
 
@@ -220,7 +266,9 @@ def format_report(res: Dict) -> str:
     lines = [
         f"EAC attention benchmark: arch {res['arch']}, C="
         f"{res['num_cores']}, batch 1, fp32, {res['threads']} threads, "
-        f"median of {res['repeats']} runs", ''
+        f"median of {res['repeats']} runs"
+        f"{', malloc keeps freed blocks' if res['malloc_tuned'] else ''}",
+        ''
     ]
     if 'backbone' in res:
         lines += [
@@ -236,19 +284,27 @@ def format_report(res: Dict) -> str:
         lines.append('')
     if 'op' in res:
         lines += [
-            '| size | q/k/v shape | op fwd (ms) | 2xSDPA+cat fwd (ms) '
+            '| size | q/k/v shape | step | op fwd (ms) | 2xSDPA+cat fwd (ms) '
             '| ratio | op fwd+bwd (ms) | 2xSDPA+cat fwd+bwd (ms) | '
-            'ratio |', '|---|---|---|---|---|---|---|---|'
+            'ratio |', '|---|---|---|---|---|---|---|---|---|'
         ]
         for r in res['op']:
-            lines.append(f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
-                         f"{r['op_forward']['median_ms']:.2f} | "
-                         f"{r['sdpa_pair_forward']['median_ms']:.2f} | "
-                         f"{r['ratio_forward']:.2f}x | "
-                         f"{r['op_train']['median_ms']:.2f} | "
-                         f"{r['sdpa_pair_train']['median_ms']:.2f} | "
-                         f"{r['ratio_train']:.2f}x |")
-        lines += ['(ratio = two-SDPA time / op time; target >= 1.00x)', '']
+            for suffix, step in (('', 'attention'),
+                                 ('_merged', '+ merge heads')):
+                lines.append(
+                    f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
+                    f'{step} | '
+                    f"{r[f'op{suffix}_forward']['median_ms']:.2f} | "
+                    f"{r[f'sdpa_pair{suffix}_forward']['median_ms']:.2f} | "
+                    f"{r[f'ratio_forward{suffix}']:.2f}x | "
+                    f"{r[f'op{suffix}_train']['median_ms']:.2f} | "
+                    f"{r[f'sdpa_pair{suffix}_train']['median_ms']:.2f} | "
+                    f"{r[f'ratio_train{suffix}']:.2f}x |")
+        lines += [
+            '(ratio = two-SDPA time / op time; target >= 1.00x. "+ merge '
+            'heads" includes reshaping the output to [B, L, heads * d] for '
+            'the output projection, as the attention layer does.)', ''
+        ]
     if 'linear' in res:
         r = res['linear']
         lines += [
@@ -264,12 +320,15 @@ def format_report(res: Dict) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
+    from mmeac.utils import keep_freed_memory
     from mmeac.utils.analysis_models import model_arch
+    malloc_tuned = not args.system_malloc and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        if args.repeats < 1 or args.warmup < 0:
-            raise ValueError('--repeats must be >= 1 and --warmup >= 0')
+        if min(args.repeats, args.op_repeats) < 1 or args.warmup < 0:
+            raise ValueError('--repeats and --op-repeats must be >= 1 and '
+                             '--warmup >= 0')
         sizes = args.sizes + args.op_sizes + [args.linear_size]
         if min(sizes) < 16:
             raise ValueError(f'sizes must be >= one 16 px patch, got {sizes}')
@@ -281,6 +340,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         arch=model_arch(args.arch),
         num_cores=args.num_cores,
         threads=torch.get_num_threads(),
+        malloc_tuned=malloc_tuned,
         repeats=args.repeats,
         warmup=args.warmup,
         torch=torch.__version__)

@@ -2,6 +2,7 @@
 import copy
 from typing import Optional
 
+import torch
 import torch.utils.checkpoint as cp
 from mmengine.registry import MODELS
 from torch import Tensor, nn
@@ -63,6 +64,12 @@ class EACBlock(nn.Module):
 
     def _forward(self, x: Tensor, num_cores: int,
                  rope: Tensor) -> Tensor:
+        if not torch.is_grad_enabled():
+            # inference: add the residual into the branch's fresh output
+            # rather than allocating a third tensor
+            x = self.drop_path(self.attn(self.ln1(x), num_cores,
+                                         rope)).add_(x)
+            return self.drop_path(self.ffn(self.ln2(x))).add_(x)
         x = x + self.drop_path(self.attn(self.ln1(x), num_cores, rope))
         return x + self.drop_path(self.ffn(self.ln2(x)))
 

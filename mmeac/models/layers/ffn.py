@@ -1,4 +1,5 @@
 """SwiGLU feed-forward network of the EAC blocks."""
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,4 +21,6 @@ class SwiGLUFFN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         u, v = self.fc1(x).chunk(2, dim=-1)
-        return self.fc2(F.silu(u).mul_(v))
+        # without autograd the gate is computed inside fc1's output buffer
+        gate = F.silu(u, inplace=not torch.is_grad_enabled())
+        return self.fc2(gate.mul_(v))
