@@ -1,4 +1,4 @@
-# Checks shared by tools/dist_*.sh and tools/slurm_*.sh (sourced, not run).
+# Checks and the srun launch shared by tools/dist_*.sh and tools/slurm_*.sh (sourced, not run).
 # Each prints one line naming the problem and exits non-zero.
 
 _die() { echo "$(basename "$0"): error: $*" >&2; exit 2; }
@@ -32,4 +32,24 @@ check_gpus() {
     if [ "$present" -gt 0 ] && [ "$1" -gt "$present" ]; then
         _die "$1 GPUs asked for, but this node has $present"
     fi
+}
+
+# slurm_run PARTITION JOB_NAME TOOL [TOOL_ARGS...]: run tools/TOOL under srun,
+# one task per GPU (GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS, PYTHON from
+# the environment), with the repository on PYTHONPATH.
+slurm_run() {
+    local partition=$1 job_name=$2 tool=$3
+    shift 3
+    command -v srun >/dev/null || _die "srun not found (is this a Slurm cluster?)"
+    # shellcheck disable=SC2086
+    PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+    exec srun -p "$partition" \
+        --job-name="$job_name" \
+        --gres=gpu:"${GPUS_PER_NODE:-8}" \
+        --ntasks="${GPUS:-8}" \
+        --ntasks-per-node="${GPUS_PER_NODE:-8}" \
+        --cpus-per-task="${CPUS_PER_TASK:-5}" \
+        --kill-on-bad-exit=1 \
+        ${SRUN_ARGS:-} \
+        "$PYTHON" -u "$TOOLS_DIR/$tool" "$@"
 }
