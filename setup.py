@@ -4,8 +4,20 @@ The OpenMMLab stack (mmcv with compiled ops in particular) is not installed
 through ``install_requires``: mmcv 2.1.0 must be built against the installed
 torch. Use ``bash tools/setup_env.sh``, which installs torch, the stack and
 then this package in editable mode.
+
+mmeac's own CPU kernels (``mmeac/ops/csrc``) are compiled into ``mmeac._C``
+when torch is importable at build time (``pip install --no-build-isolation``).
+They are built for the vector instructions of the machine that builds them,
+as mmcv's ops are. Environment variables:
+
+* ``MMEAC_WITH_OPS=0`` skips them (mmeac then runs its pure-PyTorch paths);
+  ``MMEAC_WITH_OPS=1`` makes a failed build an error (default: a warning).
+* ``MMEAC_CPU_ISA=avx512|avx2|default`` overrides the detected instruction
+  set.
 """
+import os
 import os.path as osp
+import platform
 import re
 from typing import Dict, List
 
@@ -46,6 +58,77 @@ def read_long_description() -> str:
         return f.read()
 
 
+def cpu_isa() -> str:
+    """Vector instruction set for the CPU kernels: ``MMEAC_CPU_ISA`` if set,
+    else the best of avx512 / avx2 that this machine's CPU reports."""
+    isa = os.getenv('MMEAC_CPU_ISA')
+    if isa:
+        if isa not in ('avx512', 'avx2', 'default'):
+            raise ValueError(f'MMEAC_CPU_ISA must be avx512, avx2 or default, '
+                             f'got {isa!r}')
+        return isa
+    if platform.machine() not in ('x86_64', 'AMD64'):
+        return 'default'
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            flags = set(re.findall(r'^flags\s*:(.*)$', f.read(), re.M)[0].split())
+    except (OSError, IndexError):
+        return 'default'
+    if {'avx512f', 'avx512dq', 'avx512vl', 'avx512bw', 'fma'} <= flags:
+        return 'avx512'
+    if {'avx2', 'fma'} <= flags:
+        return 'avx2'
+    return 'default'
+
+
+ISA_FLAGS = {
+    'avx512': [
+        '-mavx512f', '-mavx512dq', '-mavx512vl', '-mavx512bw', '-mfma',
+        '-DCPU_CAPABILITY=AVX512', '-DCPU_CAPABILITY_AVX512'
+    ],
+    'avx2': ['-mavx2', '-mfma', '-DCPU_CAPABILITY=AVX2', '-DCPU_CAPABILITY_AVX2'],
+    'default': [],
+}
+
+
+def get_extensions() -> list:
+    """``mmeac._C`` (the CPU kernels), or nothing without torch."""
+    with_ops = os.getenv('MMEAC_WITH_OPS', '')
+    if with_ops == '0':
+        return []
+    try:
+        from torch.utils.cpp_extension import CppExtension
+    except ImportError:
+        if with_ops == '1':
+            raise RuntimeError('MMEAC_WITH_OPS=1 but torch is not importable '
+                               '(install torch first and build with '
+                               '--no-build-isolation)')
+        return []
+    csrc = osp.join('mmeac', 'ops', 'csrc')
+    sources = [osp.join(csrc, 'ops.cpp')] + sorted(
+        osp.join(csrc, 'cpu', f) for f in os.listdir(osp.join(HERE, csrc, 'cpu'))
+        if f.endswith('.cpp'))
+    return [
+        CppExtension(
+            'mmeac._C',
+            sources,
+            extra_compile_args=[
+                '-O3', '-std=c++20', '-fopenmp', '-Wno-maybe-uninitialized'
+            ] +
+            ISA_FLAGS[cpu_isa()],
+            extra_link_args=['-fopenmp'],
+            optional=with_ops != '1')
+    ]
+
+
+def get_cmdclass() -> dict:
+    ext_modules = get_extensions()
+    if not ext_modules:
+        return dict(ext_modules=[], cmdclass={})
+    from torch.utils.cpp_extension import BuildExtension
+    return dict(ext_modules=ext_modules, cmdclass={'build_ext': BuildExtension})
+
+
 extras: Dict[str, List[str]] = {
     'tests': parse_requirements('tests.txt'),
     'mim': parse_requirements('mminstall.txt'),
@@ -72,4 +155,5 @@ setup(
         'License :: OSI Approved :: Apache Software License',
     ],
     zip_safe=False,
+    **get_cmdclass(),
 )

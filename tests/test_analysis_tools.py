@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmeac.ops.compiled import compiled_ops_available, get_ops_backend
+
 import mmeac  # noqa: F401
 from mmeac.models import EACViT
 from mmeac.ops import core_periphery_attention_reference
@@ -326,11 +328,20 @@ def test_benchmark_attention_tiny(tmp_path):
         assert r['speedup'] > 0 and r['flop_ratio'] > 1
     op = res['op'][0]
     assert op['shape'] == [1, 2, 16 + 16, 16]
-    for key in ('forward', 'train', 'forward_merged', 'train_merged'):
+    for key in ('forward', 'train', 'forward_merged', 'train_merged',
+                'forward_aten', 'train_aten'):
         assert op[f'ratio_{key}'] > 0
     assert len(op['op_forward']['runs_ms']) == 3
     assert len(op['sdpa_pair_merged_train']['runs_ms']) == 3
-    assert res['linear']['ratio'] > 0
+    assert len(op['op_aten_forward']['runs_ms']) == 3
+    lin = res['linear']
+    for key in ('ratio', 'ratio_aten', 'ratio_matmuls'):
+        assert lin[key] > 0
+    assert lin['matmuls_only']['median_ms'] > 0
+    assert res['compiled_kernels'] == compiled_ops_available()
+    # the ATen-path variants ran with the compiled kernels switched off and
+    # left the backend as it was
+    assert get_ops_backend() == 'auto'
 
 
 def test_time_interleaved_rotates_and_stops():
@@ -348,14 +359,16 @@ def test_time_interleaved_rotates_and_stops():
         time_interleaved(fns, torch.device('cpu'), repeats=0)
 
 
-def test_linear_only_fn_runs_the_backbone_matmuls():
+@pytest.mark.parametrize('bias', [True, False])
+def test_linear_only_fn_runs_the_backbone_matmuls(bias):
     """The 'linear layers alone' baseline performs exactly the backbone's
-    linear and conv FLOPs (minus the tiny coordinate updates)."""
+    linear and conv FLOPs (minus the tiny coordinate updates), with or
+    without the bias adds."""
     from mmeac.utils import count_flops
     tool = _tool('benchmark_attention')
     model = _tiny_eac(num_cores=16)
     with torch.no_grad():
-        counted = count_flops(tool.linear_only_fn(model, 64, 0))
+        counted = count_flops(tool.linear_only_fn(model, 64, 0, bias=bias))
     ana = eac_backbone_flops(32, 3, 2.66667, 16, 16)
     assert counted['total'] == ana['linear'] - ana['coord_update']
 

@@ -8,6 +8,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmeac.ops import (core_periphery_attention,
                        core_periphery_attention_reference,
                        core_periphery_mask, sdpa_pair_attention)
+from mmeac.ops import compiled
 
 # the package re-exports the function under the module's name
 cpa_module = importlib.import_module('mmeac.ops.core_periphery_attention')
@@ -21,15 +22,28 @@ CASES = [  # batch, heads, cores, patches, head_dim
 ]
 
 
-@pytest.fixture(params=['fused', 'analytic'])
+needs_compiled = pytest.mark.skipif(
+    not compiled.compiled_ops_available(),
+    reason='mmeac._C not built (setup.py builds it when torch is importable)')
+
+
+@pytest.fixture(params=[
+    pytest.param('compiled', marks=needs_compiled), 'fused', 'analytic'
+])
 def kernel_path(request, monkeypatch):
-    """Run a test through the fused CPU flash path and through the analytic
-    path (the one CUDA uses), by hiding ATen's CPU flash kernel."""
+    """Run a test through mmeac's compiled CPU kernel (float32 inputs; others
+    take the fused path), ATen's fused CPU flash path and the analytic path
+    (the one CUDA uses, reached by hiding ATen's CPU flash kernel)."""
+    if request.param == 'compiled':
+        with compiled.ops_backend('compiled'):
+            yield request.param
+        return
     if request.param == 'analytic':
         monkeypatch.setattr(cpa_module, '_CPU_FLASH', None)
     else:
         assert cpa_module._CPU_FLASH is not None
-    return request.param
+    with compiled.ops_backend('aten'):
+        yield request.param
 
 
 def _qkv(b, h, c, n, d, dtype=torch.float64, grad=False, seed=0):
@@ -192,6 +206,79 @@ def test_bad_shapes():
         core_periphery_attention(q[0], k[0], v[0], 8)
     with pytest.raises(ValueError, match='one shape'):
         core_periphery_attention(q, k[:, :, :5], v, 4)
+
+
+COMPILED_CASES = CASES + [  # several row blocks, a ragged last block, C = 1
+    (1, 2, 64, 600, 64),
+    (2, 3, 1, 257, 8),
+    (1, 1, 3, 513, 12),
+]
+
+
+@needs_compiled
+@pytest.mark.parametrize('b,h,c,n,d', COMPILED_CASES)
+def test_compiled_kernel_equals_reference(b, h, c, n, d):
+    """mmeac_C::cp_attention_fwd in float32 against the float64 masked
+    reference, output and log-sum-exp; gradients through the fused backward
+    that consumes its log-sum-exp."""
+    q64, k64, v64 = _qkv(b, h, c, n, d, grad=True, seed=3)
+    q, k, v = (t.detach().float().requires_grad_() for t in (q64, k64, v64))
+    scale = d**-0.5
+    with compiled.ops_backend('compiled'):
+        assert cpa_module._forward_kernel(q, k, v) == 'compiled'
+        out, lse = torch.ops.mmeac.core_periphery_attention(q, k, v, c, scale)
+    ref = core_periphery_attention_reference(q64, k64, v64, c)
+    torch.testing.assert_close(out.double(), ref, rtol=2e-6, atol=2e-6)
+    scores = (q64 @ k64.transpose(-2, -1)) * scale
+    mask = core_periphery_mask(c, c + n)
+    ref_lse = scores.masked_fill(~mask, float('-inf')).logsumexp(-1)
+    torch.testing.assert_close(lse.double(), ref_lse, rtol=2e-6, atol=2e-6)
+    assert out.transpose(1, 2).is_contiguous()
+    grad = torch.randn_like(ref)
+    got = torch.autograd.grad(out, (q, k, v), grad.float())
+    want = torch.autograd.grad(ref, (q64, k64, v64), grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=1e-5)
+
+
+@needs_compiled
+def test_compiled_kernel_reads_strided_qkv():
+    """q, k, v as the attention layer makes them: views of one fused
+    [B, L, 3, heads, d] projection (row stride 3 * heads * d)."""
+    gen = torch.Generator().manual_seed(4)
+    qkv = torch.randn(2, 8 + 70, 3, 4, 16, generator=gen)
+    q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
+    assert q.stride(2) == 3 * 4 * 16
+    with compiled.ops_backend('compiled'):
+        out = core_periphery_attention(q, k, v, 8)
+    ref = core_periphery_attention_reference(q.double(), k.double(),
+                                             v.double(), 8)
+    torch.testing.assert_close(out.double(), ref, rtol=2e-6, atol=2e-6)
+
+
+def test_backend_switch_and_errors(monkeypatch):
+    with pytest.raises(ValueError, match=r"one of \['auto', 'compiled'"):
+        compiled.set_ops_backend('fast')
+    q, k, v = _qkv(1, 2, 8, 16, 16, dtype=torch.float32)
+    with compiled.ops_backend('aten'):
+        assert cpa_module._forward_kernel(q, k, v) == 'flash'
+        aten_out = core_periphery_attention(q, k, v, 8)
+    assert compiled.get_ops_backend() == 'auto'
+    # float64 and bfloat16 are not the compiled kernel's
+    assert cpa_module._forward_kernel(*(t.double() for t in (q, k, v))) \
+        == 'flash'
+    torch.testing.assert_close(core_periphery_attention(q, k, v, 8),
+                               aten_out, rtol=2e-6, atol=2e-6)
+    # without a build: 'auto' falls back, 'compiled' says what is missing
+    monkeypatch.setattr(compiled, '_LOAD_ERROR',
+                        ImportError('No module named mmeac._C'))
+    assert not compiled.compiled_ops_available()
+    assert cpa_module._forward_kernel(q, k, v) == 'flash'
+    with pytest.raises(RuntimeError, match='MMEAC_WITH_OPS=1 pip install'):
+        compiled.set_ops_backend('compiled')
+    monkeypatch.setitem(compiled._state, 'backend', 'compiled')
+    with pytest.raises(RuntimeError, match=r'mmeac._C\) are not available'):
+        core_periphery_attention(q, k, v, 8)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

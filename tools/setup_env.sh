@@ -14,7 +14,9 @@
 #      present), cached in $MMEAC_CACHE_DIR (default ~/.cache/mmeac) so it is built only once;
 #   4. mmsegmentation, mmdet, mmpretrain (requirements/mminstall.txt), what they import
 #      without declaring it (requirements/runtime.txt) and requirements/tests.txt;
-#   5. mmeac itself in editable mode;
+#   5. mmeac itself in editable mode, with its compiled CPU kernels (mmeac._C, rebuilt
+#      when mmeac/ops/csrc changed; MMEAC_WITH_OPS=1 makes a failed build an error,
+#      MMEAC_WITH_OPS=0 skips it);
 #   6. a check that mmcv.ops has its compiled extension and that the stack imports.
 # Steps whose pinned versions are already installed are skipped.
 set -euo pipefail
@@ -356,6 +358,19 @@ assert spec is not None and os.path.realpath(spec.origin).startswith(
 PYEOF
     then
         log "mmeac: editable install of $ROOT already present"
+        # the compiled kernels: build them when missing or older than their sources
+        so="$(compgen -G "$ROOT/mmeac/_C*.so" | head -n 1 || true)"
+        if [[ "${MMEAC_WITH_OPS:-}" != 0 ]] && { [[ -z "$so" ]] ||
+            [[ -n "$(find "$ROOT/mmeac/ops/csrc" -newer "$so" -type f | head -n 1)" ]]; }; then
+            log "mmeac: building the compiled kernels (mmeac._C)"
+            build_log="$(mktemp)"
+            (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace) >"$build_log" 2>&1 || {
+                tail -n 30 "$build_log" >&2
+                [[ "${MMEAC_WITH_OPS:-}" != 1 ]] || die "building mmeac._C failed (output above)"
+                log "warning: building mmeac._C failed; mmeac will use its ATen paths"
+            }
+            rm -f "$build_log"
+        fi
     else
         log "mmeac: pip install -e $ROOT"
         if "$PY" -c 'import setuptools' >/dev/null 2>&1; then
@@ -417,6 +432,20 @@ for mod in ('mmengine', 'mmseg', 'mmseg.models', 'mmdet', 'mmdet.models',
 if editable:
     check('import mmeac', lambda: importlib.import_module('mmeac'))
 
+
+def mmeac_kernels():
+    import os
+    from mmeac.ops import compiled
+    if not compiled.compiled_ops_available():
+        msg = f'mmeac._C did not load: {compiled._LOAD_ERROR}'
+        if os.environ.get('MMEAC_WITH_OPS') == '1':
+            raise RuntimeError(msg)
+        print(f'[setup_env] warning: {msg}; mmeac will use its ATen paths')
+
+
+if editable:
+    check('mmeac compiled kernels', mmeac_kernels)
+
 if problems:
     print('setup_env: error: the installation is broken:', file=sys.stderr)
     for p in problems:
@@ -427,6 +456,11 @@ print(f'[setup_env] OK: torch {torch.__version__}, mmengine {mmengine.__version_
       f'mmcv {mmcv.__version__} (compiled ops{", CUDA" if cuda else ""}), '
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, '
       f'mmpretrain {mmpretrain.__version__}')
+if editable:
+    from mmeac.ops import compiled
+    print('[setup_env] mmeac kernels: ' + (
+        'compiled (mmeac._C)' if compiled.compiled_ops_available() else
+        'ATen fallback (mmeac._C not built)'))
 PYEOF
 
 log "done in $((SECONDS - START)) s"

@@ -8,10 +8,12 @@ the cost of one layer is ``2NC + C^2`` query-key pairs instead of ``(N + C)^2``.
 The operator is registered in PyTorch's dispatcher as
 ``torch.ops.mmeac.core_periphery_attention`` with
 
-* CPU and CUDA kernels: one fused attention call per query group (ATen's
-  flash kernel on CPU, which also returns the row log-sum-exp;
-  ``scaled_dot_product_attention``'s flash / memory-efficient kernels on
-  CUDA),
+* CPU and CUDA kernels. On the CPU in float32, mmeac's compiled kernel
+  (``mmeac_C::cp_attention_fwd``, see :mod:`mmeac.ops.compiled`) computes
+  both query groups straight into the output. Otherwise each query group is
+  one fused attention call, concatenated: ATen's flash kernel on CPU (which
+  also returns the row log-sum-exp), ``scaled_dot_product_attention``'s
+  flash / memory-efficient kernels on CUDA,
 * a fake (meta) kernel, so ``torch.compile(fullgraph=True)`` and
   ``torch.export`` trace through it,
 * outputs stored token-major (``[B, L, heads, d]`` in memory, returned as
@@ -33,6 +35,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .compiled import compiled_ops_available, use_compiled_kernels
 
 __all__ = [
     'core_periphery_attention', 'core_periphery_attention_reference',
@@ -73,6 +77,16 @@ def _uses_cpu_flash(q: Tensor) -> bool:
     return q.device.type == 'cpu' and _CPU_FLASH is not None
 
 
+def _forward_kernel(q: Tensor, k: Tensor, v: Tensor) -> str:
+    """Which forward runs: ``'compiled'`` (mmeac's kernel: float32 CPU with
+    contiguous last dims), ``'flash'`` (ATen's CPU flash kernel) or
+    ``'sdpa'``. The first two also return the log-sum-exp."""
+    if use_compiled_kernels(q, k, v) and all(
+            t.stride(-1) == 1 for t in (q, k, v)):
+        return 'compiled'
+    return 'flash' if _uses_cpu_flash(q) else 'sdpa'
+
+
 def _token_major(x: Tensor) -> Tensor:
     """``x`` ``[B, heads, L, ...]`` stored token-major (``[B, L, heads, ...]``
     in memory), returned as the same ``[B, heads, L, ...]`` view.
@@ -106,7 +120,10 @@ def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
     log-sum-exp of every query row (empty elsewhere)."""
     _check_inputs(q, k, v, num_cores)
     c = num_cores
-    if _uses_cpu_flash(q):
+    kernel = _forward_kernel(q, k, v)
+    if kernel == 'compiled':
+        return torch.ops.mmeac_C.cp_attention_fwd(q, k, v, c, scale)
+    if kernel == 'flash':
         out, lse = _CPU_FLASH(q[:, :, :c], k, v, scale=scale)
         if q.shape[2] == c:
             return _token_major(out), _token_major(lse)
@@ -128,11 +145,20 @@ def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
     out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
-    if not _uses_cpu_flash(q):
+    if _forward_kernel(q, k, v) == 'sdpa':
         return out, q.new_empty(0, dtype=torch.float32)
-    # the real kernel: float64 lse only from CPU flash on float64 inputs
+    # the real kernels: float64 lse only from CPU flash on float64 inputs
     lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
     return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
+
+
+if compiled_ops_available():
+
+    @torch.library.register_fake('mmeac_C::cp_attention_fwd')
+    def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
+          scale: float) -> Tuple[Tensor, Tensor]:
+        out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
+        return out, _empty_token_major(q, tuple(q.shape[:3]))
 
 
 def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,

@@ -174,6 +174,23 @@ def _merged(fn: Callable) -> Callable:
     return run
 
 
+def _on_aten(fn: Callable) -> Callable:
+    """``fn`` with mmeac's compiled kernels switched off (the op then
+    composes ATen's flash kernels)."""
+    from mmeac.ops.compiled import ops_backend
+
+    def run(*args, **kwargs):
+        with ops_backend('aten'):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+# op variants: name suffix -> report label
+OP_STEPS = (('', 'attention'), ('_merged', '+ merge heads'),
+            ('_aten', 'attention, op on its ATen path'))
+
+
 def bench_op(args, eac) -> List[Dict]:
     from mmeac.ops import core_periphery_attention, sdpa_pair_attention
     args = argparse.Namespace(**{**vars(args), 'repeats': args.op_repeats})
@@ -183,7 +200,8 @@ def bench_op(args, eac) -> List[Dict]:
         op=core_periphery_attention,
         sdpa_pair=sdpa_pair_attention,
         op_merged=_merged(core_periphery_attention),
-        sdpa_pair_merged=_merged(sdpa_pair_attention))
+        sdpa_pair_merged=_merged(sdpa_pair_attention),
+        op_aten=_on_aten(core_periphery_attention))
     rows = []
     for size in args.op_sizes:
         n = (size // eac.patch_size)**2
@@ -213,18 +231,23 @@ def bench_op(args, eac) -> List[Dict]:
              for name, fn in impls.items()}, args)
         out.update({f'{name}_train': r for name, r in res.items()})
         for mode in ('forward', 'train'):
-            for suffix in ('', '_merged'):
+            for suffix, _ in OP_STEPS:
+                pair = 'sdpa_pair_merged' if suffix == '_merged' else 'sdpa_pair'
                 out[f'ratio_{mode}{suffix}'] = (
-                    out[f'sdpa_pair{suffix}_{mode}']['median_ms'] /
+                    out[f'{pair}_{mode}']['median_ms'] /
                     out[f'op{suffix}_{mode}']['median_ms'])
         out['target'] = TARGETS['op']
         rows.append(out)
     return rows
 
 
-def linear_only_fn(backbone, size: int, seed: int) -> Callable[[], None]:
-    """The backbone's matmuls alone: patch conv + qkv/proj/fc1/fc2 per block
-    over all C + N tokens, on preallocated contiguous inputs."""
+def linear_only_fn(backbone,
+                   size: int,
+                   seed: int,
+                   bias: bool = True) -> Callable[[], None]:
+    """The backbone's linear layers alone: patch conv + qkv/proj/fc1/fc2 per
+    block over all C + N tokens, on preallocated contiguous inputs; with
+    ``bias=False`` their matmuls without the bias adds."""
     p = backbone.patch_size
     n = (size // p)**2
     tokens = n + backbone.num_cores
@@ -234,13 +257,19 @@ def linear_only_fn(backbone, size: int, seed: int) -> Callable[[], None]:
     hidden = backbone.layers[0].ffn.fc2.in_features
     h = torch.randn(1, tokens, hidden, generator=gen)
 
+    def linear(layer: torch.nn.Linear, inp: torch.Tensor) -> None:
+        if bias:
+            layer(inp)
+        else:
+            torch.nn.functional.linear(inp, layer.weight)
+
     def run():
         backbone.patch_embed.proj(img)
         for layer in backbone.layers:
-            layer.attn.qkv(x)
-            layer.attn.proj(x)
-            layer.ffn.fc1(x)
-            layer.ffn.fc2(h)
+            linear(layer.attn.qkv, x)
+            linear(layer.attn.proj, x)
+            linear(layer.ffn.fc1, x)
+            linear(layer.ffn.fc2, h)
 
     return run
 
@@ -252,13 +281,19 @@ def bench_linear(args, eac) -> Dict:
         res = _side_by_side(
             dict(
                 backbone=lambda: eac(x),
-                linear_only=linear_only_fn(eac, size, args.seed)), args)
+                backbone_aten=_on_aten(lambda: eac(x)),
+                linear_only=linear_only_fn(eac, size, args.seed),
+                matmuls_only=linear_only_fn(
+                    eac, size, args.seed, bias=False)), args)
+    base = res['linear_only']['median_ms']
     return dict(
         size=size,
         num_cores=args.num_cores,
-        backbone=res['backbone'],
-        linear_only=res['linear_only'],
-        ratio=res['backbone']['median_ms'] / res['linear_only']['median_ms'],
+        **res,
+        ratio=res['backbone']['median_ms'] / base,
+        ratio_aten=res['backbone_aten']['median_ms'] / base,
+        ratio_matmuls=res['backbone']['median_ms'] /
+        res['matmuls_only']['median_ms'],
         target=TARGETS['linear'])
 
 
@@ -267,7 +302,9 @@ def format_report(res: Dict) -> str:
         f"EAC attention benchmark: arch {res['arch']}, C="
         f"{res['num_cores']}, batch 1, fp32, {res['threads']} threads, "
         f"median of {res['repeats']} runs"
-        f"{', malloc keeps freed blocks' if res['malloc_tuned'] else ''}",
+        f"{', malloc keeps freed blocks' if res['malloc_tuned'] else ''}"
+        f", mmeac kernels: "
+        f"{'compiled' if res.get('compiled_kernels') else 'ATen paths'}",
         ''
     ]
     if 'backbone' in res:
@@ -289,30 +326,36 @@ def format_report(res: Dict) -> str:
             'ratio |', '|---|---|---|---|---|---|---|---|---|'
         ]
         for r in res['op']:
-            for suffix, step in (('', 'attention'),
-                                 ('_merged', '+ merge heads')):
+            for suffix, step in OP_STEPS:
+                pair = ('sdpa_pair_merged'
+                        if suffix == '_merged' else 'sdpa_pair')
                 lines.append(
                     f"| {r['size']} | {'x'.join(map(str, r['shape']))} | "
                     f'{step} | '
                     f"{r[f'op{suffix}_forward']['median_ms']:.2f} | "
-                    f"{r[f'sdpa_pair{suffix}_forward']['median_ms']:.2f} | "
+                    f"{r[f'{pair}_forward']['median_ms']:.2f} | "
                     f"{r[f'ratio_forward{suffix}']:.2f}x | "
                     f"{r[f'op{suffix}_train']['median_ms']:.2f} | "
-                    f"{r[f'sdpa_pair{suffix}_train']['median_ms']:.2f} | "
+                    f"{r[f'{pair}_train']['median_ms']:.2f} | "
                     f"{r[f'ratio_train{suffix}']:.2f}x |")
         lines += [
             '(ratio = two-SDPA time / op time; target >= 1.00x. "+ merge '
             'heads" includes reshaping the output to [B, L, heads * d] for '
-            'the output projection, as the attention layer does.)', ''
+            'the output projection, as the attention layer does. "ATen '
+            'path": the op with mmeac\'s compiled kernels switched off.)', ''
         ]
     if 'linear' in res:
         r = res['linear']
         lines += [
             '| size | EAC fwd (ms) | linear layers + patch conv (ms) | '
-            'ratio | target |', '|---|---|---|---|---|',
+            'ratio | target | EAC fwd, ATen paths (ms) | ratio | '
+            'matmuls without bias (ms) | EAC / matmuls |',
+            '|---|---|---|---|---|---|---|---|---|',
             f"| {r['size']} | {r['backbone']['median_ms']:.1f} | "
             f"{r['linear_only']['median_ms']:.1f} | {r['ratio']:.3f}x | "
-            f"<= {r['target']:.2f}x |", ''
+            f"<= {r['target']:.2f}x | {r['backbone_aten']['median_ms']:.1f} | "
+            f"{r['ratio_aten']:.3f}x | {r['matmuls_only']['median_ms']:.1f} | "
+            f"{r['ratio_matmuls']:.3f}x |", ''
         ]
     return '\n'.join(lines)
 
@@ -320,6 +363,7 @@ def format_report(res: Dict) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
+    from mmeac.ops.compiled import compiled_ops_available
     from mmeac.utils import keep_freed_memory
     from mmeac.utils.analysis_models import model_arch
     malloc_tuned = not args.system_malloc and keep_freed_memory()
@@ -341,6 +385,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         num_cores=args.num_cores,
         threads=torch.get_num_threads(),
         malloc_tuned=malloc_tuned,
+        compiled_kernels=compiled_ops_available(),
         repeats=args.repeats,
         warmup=args.warmup,
         torch=torch.__version__)
