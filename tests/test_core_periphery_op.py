@@ -256,6 +256,21 @@ def test_compiled_kernel_reads_strided_qkv():
     torch.testing.assert_close(out.double(), ref, rtol=2e-6, atol=2e-6)
 
 
+@needs_compiled
+def test_compiled_kernel_value_dim_differs():
+    """v may have another channel count than q and k."""
+    gen = torch.Generator().manual_seed(5)
+    q, k = (torch.randn(2, 3, 8 + 300, 16, generator=gen) for _ in range(2))
+    v = torch.randn(2, 3, 8 + 300, 24, generator=gen)
+    with compiled.ops_backend('compiled'):
+        assert cpa_module._forward_kernel(q, k, v) == 'compiled'
+        out = core_periphery_attention(q, k, v, 8)
+    assert out.shape == (2, 3, 308, 24)
+    ref = core_periphery_attention_reference(q.double(), k.double(),
+                                             v.double(), 8)
+    torch.testing.assert_close(out.double(), ref, rtol=2e-6, atol=2e-6)
+
+
 def test_backend_switch_and_errors(monkeypatch):
     with pytest.raises(ValueError, match=r"one of \['auto', 'compiled'"):
         compiled.set_ops_backend('fast')
