@@ -315,6 +315,7 @@ def test_benchmark_interrupted_keeps_measured_cases(tmp_path, monkeypatch):
 def test_benchmark_attention_tiny(tmp_path):
     tool = _tool('benchmark_attention')
     out = tmp_path / 'attn.json'
+    backend = get_ops_backend()
     rc = tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--num-cores', '16',
         '--sizes', '32', '64', '--op-sizes', '64', '--linear-size', '64',
@@ -341,7 +342,7 @@ def test_benchmark_attention_tiny(tmp_path):
     assert res['compiled_kernels'] == compiled_ops_available()
     # the ATen-path variants ran with the compiled kernels switched off and
     # left the backend as it was
-    assert get_ops_backend() == 'auto'
+    assert get_ops_backend() == backend
 
 
 def test_time_interleaved_rotates_and_stops():

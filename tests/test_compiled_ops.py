@@ -50,6 +50,22 @@ def test_fused_swiglu_equals_unfused(shape):
 
 
 @needs_compiled
+def test_fused_swiglu_not_used_under_autocast():
+    """Under CPU autocast fc1 yields bfloat16, so the FFN must take the ATen
+    gate even though its float32 input would qualify for the kernel."""
+    ffn = _ffn()
+    x = torch.randn(2, 7, 24)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        want = ffn(x)
+        with torch.no_grad(), compiled.ops_backend('compiled'), _Ops() as ops:
+            got = ffn(x)
+    assert 'mmeac_C.swiglu_' not in ops.names
+    assert got.dtype == torch.bfloat16
+    # bfloat16 rounding differs between the in-place and autograd gates
+    torch.testing.assert_close(got, want.detach(), rtol=3e-2, atol=3e-2)
+
+
+@needs_compiled
 def test_fused_swiglu_vector_tail():
     """A hidden size that is not a multiple of the vector width runs the
     scalar tail, and the second half (w) is left as it was."""

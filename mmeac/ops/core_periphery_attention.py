@@ -140,16 +140,23 @@ def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
     return _token_major(out), q.new_empty(0, dtype=torch.float32)
 
 
+def _fake_outputs(q: Tensor, v: Tensor,
+                  lse_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Token-major output and log-sum-exp as the CPU kernels return them."""
+    out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
+    return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
+
+
 @_cp_attention.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
-    out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
     if _forward_kernel(q, k, v) == 'sdpa':
+        out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
         return out, q.new_empty(0, dtype=torch.float32)
     # the real kernels: float64 lse only from CPU flash on float64 inputs
     lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
+    return _fake_outputs(q, v, lse_dtype)
 
 
 if compiled_ops_available():
@@ -157,8 +164,7 @@ if compiled_ops_available():
     @torch.library.register_fake('mmeac_C::cp_attention_fwd')
     def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
           scale: float) -> Tuple[Tensor, Tensor]:
-        out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
-        return out, _empty_token_major(q, tuple(q.shape[:3]))
+        return _fake_outputs(q, v, torch.float32)
 
 
 def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,

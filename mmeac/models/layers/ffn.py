@@ -31,8 +31,11 @@ class SwiGLUFFN(nn.Module):
         if torch.is_grad_enabled():
             u, v = self.fc1(x).chunk(2, dim=-1)
             return self.fc2(F.silu(u) * v)
-        if self.fc1.bias is not None and use_compiled_kernels(
-                x, self.fc1.weight, self.fc1.bias):
+        # (CPU float32 only; under CPU autocast fc1 would not produce the
+        # float32 the kernel takes)
+        if (self.fc1.bias is not None
+                and use_compiled_kernels(x, self.fc1.weight, self.fc1.bias)
+                and not torch.is_autocast_enabled('cpu')):
             h = F.linear(x, self.fc1.weight)
             torch.ops.mmeac_C.swiglu_(h, self.fc1.bias)
             return self.fc2(h[..., :self.hidden_dims])

@@ -73,7 +73,8 @@ void check(const at::Tensor& t, const char* name) {
               " needs a contiguous last dim, got strides ", t.strides());
   for (int i = 0; i < 3; ++i) {
     TORCH_CHECK(t.stride(i) < (int64_t{1} << 31),
-                "mmeac_C::cp_attention_fwd: ", name, " stride too large");
+                "mmeac_C::cp_attention_fwd: ", name, " has strides ",
+                t.strides(), "; BLAS needs them below 2^31");
   }
 }
 
@@ -93,7 +94,8 @@ std::tuple<at::Tensor, at::Tensor> cp_attention_fwd(const at::Tensor& q,
               ", k ", k.sizes(), ", v ", v.sizes());
   TORCH_CHECK(C >= 1 && C <= L, "mmeac_C::cp_attention_fwd: num_cores ", C,
               " not in [1, ", L, "]");
-  TORCH_CHECK(L < (int64_t{1} << 31), "too many tokens");
+  TORCH_CHECK(L < (int64_t{1} << 31), "mmeac_C::cp_attention_fwd: ", L,
+              " tokens; BLAS needs fewer than 2^31");
   const float scale = static_cast<float>(scale_);
 
   // token-major storage, returned as [B, H, L, ...] views
