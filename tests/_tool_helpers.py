@@ -49,13 +49,9 @@ def run(cmd: Sequence[str],
 
 
 def load_toolkit():
-    """Import ``tools/_toolkit.py`` (the tools' shared helpers) by path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mmeac_tools_toolkit', osp.join(TOOLS, '_toolkit.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Return :mod:`mmeac.utils.toolkit` (the tools' shared helpers)."""
+    import mmeac.utils.toolkit
+    return mmeac.utils.toolkit
 
 
 def resolve_config_path(path: str) -> str:

@@ -24,13 +24,12 @@ import os.path as osp
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from mmengine.config import Config, DictAction
 
-from _toolkit import (  # noqa: E402
-    LAUNCHERS, ToolError, build_runner, check_data_roots, check_eac_backbones,
-    default_work_dir, fail, finish_distributed, import_mmeac, load_config,
-    setup_launcher)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmeac.utils.toolkit import (LAUNCHERS, ToolError, build_runner,
+                                 check_data_roots, check_eac_backbones,
+                                 default_work_dir, fail, finish_distributed,
+                                 import_mmeac, load_config, setup_launcher)
 
 _OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
 # Keys of a data sample that are inputs / ground truth or too large to dump.

@@ -1,8 +1,8 @@
 """Train a model from an mmseg, mmdet or mmpretrain config.
 
 The config's ``default_scope`` decides which library builds the model, the
-datasets and the metrics; ``import mmeac`` (via ``_toolkit``) applies the
-compatibility fixes and registers the mmeac modules first.
+datasets and the metrics; ``import mmeac`` (via :mod:`mmeac.utils.toolkit`)
+applies the compatibility fixes and registers the mmeac modules first.
 
 Examples::
 
@@ -18,13 +18,12 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from mmengine.config import DictAction
 
-from _toolkit import (  # noqa: E402
-    LAUNCHERS, ToolError, build_runner, check_data_roots, check_eac_backbones,
-    default_work_dir, fail, finish_distributed, import_mmeac, load_config,
-    setup_launcher)
-from mmengine.config import DictAction  # noqa: E402
+from mmeac.utils.toolkit import (LAUNCHERS, ToolError, build_runner,
+                                 check_data_roots, check_eac_backbones,
+                                 default_work_dir, fail, finish_distributed,
+                                 import_mmeac, load_config, setup_launcher)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

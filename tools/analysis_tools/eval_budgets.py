@@ -33,11 +33,10 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.config import DictAction
 
-from _toolkit import (ToolError, build_runner, check_data_roots,  # noqa: E402
-                      default_work_dir, fail, load_config)
-from mmengine.config import DictAction  # noqa: E402
+from mmeac.utils.toolkit import (ToolError, build_runner, check_data_roots,
+                                 default_work_dir, fail, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
