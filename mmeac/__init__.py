@@ -10,6 +10,6 @@ from .version import __version__, version_info
 from . import compat  # noqa: F401  (applies the stack fixes on import)
 from . import models  # noqa: F401  (registers the models)
 from . import engine  # noqa: F401  (registers hooks / optimizer constructors)
-from . import datasets  # noqa: F401  (built-in data helpers)
+from . import datasets  # noqa: F401  (registers the data transforms)
 
 __all__ = ['__version__', 'version_info']

@@ -23,7 +23,7 @@ from mmengine.hooks import Hook
 
 from _tool_helpers import (REPO, TOOLS, log_text, python_tool, run,
                            train_iters)
-from mmeac.datasets import make_imagenet
+from mmeac.testing import make_imagenet
 
 PROBE_DEMO = osp.join(REPO, 'configs', 'demo',
                       'linear-probe_eac-tiny_1xb4-4it_imagenet-64px.py')

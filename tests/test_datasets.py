@@ -16,13 +16,13 @@ import pytest
 from PIL import Image
 
 import mmeac  # noqa: F401
-from mmeac.datasets import synthetic
-from mmeac.datasets.synthetic import (ADE_BACKGROUND_ID, ADE_CLASS_IDS,
-                                      COCO_CLASSES, IMAGENET_CLASSES,
-                                      IMAGENET_LABELS, SHAPE_CLASSES,
-                                      BuiltinDataExistsError, make_ade20k,
-                                      make_all, make_coco, make_imagenet,
-                                      parse_size)
+from mmeac.testing import synthetic
+from mmeac.testing.synthetic import (ADE_BACKGROUND_ID, ADE_CLASS_IDS,
+                                     COCO_CLASSES, IMAGENET_CLASSES,
+                                     IMAGENET_LABELS, SHAPE_CLASSES,
+                                     BuiltinDataExistsError, make_ade20k,
+                                     make_all, make_coco, make_imagenet,
+                                     parse_size)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 W, H = 160, 128  # non-square on purpose

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from _tool_helpers import REPO
-from mmeac.datasets import make_coco
+from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',
                 'mask-rcnn_eac-tiny_fpn_lsj-128_coco.py')

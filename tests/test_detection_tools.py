@@ -17,7 +17,7 @@ import torch
 
 from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
                            tool_env, train_iters)
-from mmeac.datasets import make_coco
+from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',
                 'mask-rcnn_eac-tiny_fpn_lsj-128_coco.py')

@@ -12,7 +12,7 @@ import pytest
 from _tool_helpers import (SEG_CONFIG, TOOLS, free_port, log_text,
                            miou_from_predictions, run, seg_options, tool_env,
                            train_iters)
-from mmeac.datasets import make_ade20k
+from mmeac.testing import make_ade20k
 
 
 @pytest.fixture(scope='module')

@@ -21,7 +21,7 @@ import torch
 
 from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
                            tool_env, train_iters)
-from mmeac.datasets import make_ade20k
+from mmeac.testing import make_ade20k
 
 UPERNET = osp.join(REPO, 'configs', 'demo',
                    'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')

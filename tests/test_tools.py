@@ -19,7 +19,7 @@ from _tool_helpers import (DET_CONFIG, SEG_CONFIG, log_text,
                            miou_from_predictions, python_tool,
                            resolve_config_path, run, seg_options, train_iters,
                            train_lrs)
-from mmeac.datasets import make_ade20k, make_coco
+from mmeac.testing import make_ade20k, make_coco
 
 
 @pytest.fixture(scope='module')

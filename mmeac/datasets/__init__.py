@@ -1,14 +1,4 @@
-"""mmeac.datasets: built-in synthetic data in the ADE20K, COCO and ImageNet
-layouts (see :mod:`mmeac.datasets.synthetic`)."""
-from .synthetic import (ADE_BACKGROUND_ID, ADE_CLASS_IDS, COCO_CLASSES,
-                        DATASET_DIRS, IMAGENET_CLASSES, IMAGENET_LABELS,
-                        SHAPE_CLASSES, BuiltinDataExistsError, ShapeClass,
-                        make_ade20k, make_all, make_coco, make_imagenet,
-                        parse_size)
+"""mmeac.datasets: dataset-side code (data transforms).
 
-__all__ = [
-    'ADE_BACKGROUND_ID', 'ADE_CLASS_IDS', 'COCO_CLASSES', 'DATASET_DIRS',
-    'IMAGENET_CLASSES', 'IMAGENET_LABELS', 'SHAPE_CLASSES',
-    'BuiltinDataExistsError', 'ShapeClass', 'make_ade20k', 'make_all',
-    'make_coco', 'make_imagenet', 'parse_size'
-]
+The built-in synthetic data generators live in :mod:`mmeac.testing`.
+"""

@@ -445,7 +445,7 @@ def markdown(report: Dict) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
-    from mmeac.datasets import make_ade20k
+    from mmeac.testing import make_ade20k
     if args.max_cores % args.core_chunk or args.max_cores < args.core_chunk:
         print(
             'elasticity_study.py: error: --max-cores must be a multiple of '

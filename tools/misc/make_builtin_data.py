@@ -9,7 +9,7 @@ Examples::
 
 Layouts (the default ``data_root`` of the upstream configs under ``data/``):
 ``OUT/ade/ADEChallengeData2016``, ``OUT/coco``, ``OUT/imagenet``. See
-:mod:`mmeac.datasets.synthetic` for classes, label conventions and
+:mod:`mmeac.testing.synthetic` for classes, label conventions and
 annotations. Generation is deterministic for a given seed; an existing
 dataset made with the same parameters is left as is, a different one is only
 replaced with ``--force``.
@@ -19,12 +19,7 @@ import os.path as osp
 import sys
 import time
 
-try:
-    from mmeac.datasets import synthetic
-except ImportError:  # running from a checkout without an installed mmeac
-    sys.path.insert(0,
-                    osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-    from mmeac.datasets import synthetic
+from mmeac.testing import synthetic
 
 MAKERS = {
     'ade20k': synthetic.make_ade20k,

@@ -2,7 +2,7 @@
 
 The class of an object follows from its shape *and* its colour; the table of
 the classes with their real COCO, ADE20K and ImageNet ids is in the docstring
-of :mod:`mmeac.datasets.synthetic` (and in :data:`SHAPE_CLASSES`).
+of :mod:`mmeac.testing.synthetic` (and in :data:`SHAPE_CLASSES`).
 
 Polygon shapes are rasterised with pycocotools' own polygon rasteriser (so a
 COCO polygon decodes to exactly the drawn pixels); circles, rings and ellipses

@@ -5,7 +5,7 @@ class of an object follows from its shape *and* its colour, so that models
 can learn it; everything is drawn from a fixed seed and is byte-identical
 between runs on the same machine.
 
-Classes (:data:`SHAPE_CLASSES`, drawn by :mod:`mmeac.datasets.shapes`); the
+Classes (:data:`SHAPE_CLASSES`, drawn by :mod:`mmeac.testing.shapes`); the
 ids are the real ids of the named class in COCO-2017, ADE20K/SceneParse150 and
 ImageNet-1k::
 
