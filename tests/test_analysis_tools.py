@@ -17,12 +17,12 @@ import torch
 from mmeac.ops.compiled import compiled_ops_available, get_ops_backend
 
 import mmeac  # noqa: F401
+from mmeac.analysis import core_attention_maps, peak_memory_bytes
 from mmeac.models import EACViT
 from mmeac.ops import core_periphery_attention_reference
-from mmeac.utils import (attention_pairs, core_attention_maps,
-                         count_module_flops, counted_by_category,
-                         eac_backbone_flops, fit_power_law, peak_memory_bytes,
-                         vit_backbone_flops)
+from mmeac.ops.flops import (attention_pairs, count_module_flops,
+                             counted_by_category, eac_backbone_flops,
+                             fit_power_law, vit_backbone_flops)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(embed_dims=32, num_layers=3, num_heads=2, mlp_ratio=2.66667)
@@ -80,7 +80,7 @@ def test_counted_flops_on_cpu_include_sdpa():
 def test_backward_flops_of_the_op_are_counted():
     """The op's backward (a custom op too) is counted: 2.5x its forward,
     as PyTorch counts SDPA backward (5 matmuls for 2)."""
-    from mmeac.utils import count_flops
+    from mmeac.ops.flops import count_flops
     model = _tiny_eac(num_cores=16).train()
     model.train_num_cores = 8
     x = torch.randn(1, 3, 64, 64)
@@ -112,7 +112,7 @@ def test_attention_pairs_and_paper_block_flops():
 
 
 def test_vit_flops_counted_equal_analytic():
-    from mmeac.utils.analysis_models import build_model, vit_backbone_cfg
+    from mmeac.analysis.analysis_models import build_model, vit_backbone_cfg
     vit = build_model(vit_backbone_cfg(TINY, img_size=(64, 48)))
     vit.eval()
     counted = count_module_flops(vit, torch.zeros(1, 3, 64, 48))
@@ -288,7 +288,7 @@ def test_benchmark_skips_and_rejects(tmp_path, capsys):
 
 
 def test_benchmark_interrupted_keeps_measured_cases(tmp_path, monkeypatch):
-    import mmeac.utils.benchmark as bench_utils
+    import mmeac.analysis.benchmark as bench_utils
     tool = _tool('benchmark')
     real, calls = bench_utils.time_runs, []
 
@@ -346,7 +346,7 @@ def test_benchmark_attention_tiny(tmp_path):
 
 
 def test_time_interleaved_rotates_and_stops():
-    from mmeac.utils.benchmark import time_interleaved
+    from mmeac.analysis.benchmark import time_interleaved
     calls = []
     fns = {name: (lambda n=name: calls.append(n)) for name in 'abc'}
     times = time_interleaved(fns, torch.device('cpu'), repeats=3, warmup=1)
@@ -365,7 +365,7 @@ def test_linear_only_fn_runs_the_backbone_matmuls(bias):
     """The 'linear layers alone' baseline performs exactly the backbone's
     linear and conv FLOPs (minus the tiny coordinate updates), with or
     without the bias adds."""
-    from mmeac.utils import count_flops
+    from mmeac.ops.flops import count_flops
     tool = _tool('benchmark_attention')
     model = _tiny_eac(num_cores=16)
     with torch.no_grad():
@@ -556,7 +556,7 @@ def test_elasticity_config_and_table():
     assert np.array_equal(out1, np.kron(out1[::8, ::8], np.ones((8, 8, 1))))
     assert set(np.unique(grid)) == {200.0, np.float32(103.53)}
     assert 0.2 < (grid != 200).mean() < 0.8
-    from mmeac.utils.analysis_models import build_model
+    from mmeac.analysis.analysis_models import build_model
     init_default_scope('mmseg')
     seg = build_model(tool.seg_config(args, 'fixed', '/d', '/w')['model'])
     assert seg.backbone.train_num_cores == 64
@@ -622,7 +622,7 @@ def test_elasticity_study_end_to_end(tmp_path):
 def test_keep_freed_memory_applies_on_glibc():
     import platform
 
-    from mmeac.utils import keep_freed_memory, release_freed_memory
+    from mmeac.analysis import keep_freed_memory, release_freed_memory
     with pytest.raises(ValueError, match='threshold_bytes'):
         keep_freed_memory(0)
     glibc = platform.libc_ver()[0] == 'glibc'

@@ -116,7 +116,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--system-malloc',
         action='store_true',
         help='leave glibc malloc as it is (default: keep large freed '
-        'blocks for reuse, see mmeac.utils.cpu_malloc)')
+        'blocks for reuse, see mmeac.analysis.cpu_malloc)')
     parser.add_argument(
         '--mem-limit-gb',
         type=float,
@@ -141,8 +141,9 @@ class Plan:
     """Validated settings and the model configs of every case."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from mmeac.utils.analysis_models import (eac_backbone_cfg,
-                                                 load_model_config, parse_arch)
+        from mmeac.analysis.analysis_models import (eac_backbone_cfg,
+                                                    load_model_config,
+                                                    parse_arch)
         if args.repeats < 1 or args.warmup < 0:
             raise ValueError('--repeats must be >= 1 and --warmup >= 0')
         if args.batch_size < 1:
@@ -183,14 +184,15 @@ class Plan:
         del probe
 
     def _build_backbone(self, kind: str, size: int = 224):
-        from mmeac.utils.analysis_models import (build_model,
-                                                 peer_backbone_cfg)
+        from mmeac.analysis.analysis_models import (build_model,
+                                                    peer_backbone_cfg)
         return build_model(
             peer_backbone_cfg(self.backbone_cfg, kind, (size, size)))
 
     def build(self, kind: str, scope: str, size: int, num_classes: int):
-        from mmeac.utils.analysis_models import (build_model, linear_segmentor,
-                                                 peer_backbone_cfg)
+        from mmeac.analysis.analysis_models import (build_model,
+                                                    linear_segmentor,
+                                                    peer_backbone_cfg)
         backbone = peer_backbone_cfg(self.backbone_cfg, kind, (size, size))
         if scope == 'backbone':
             return build_model(backbone)
@@ -254,7 +256,7 @@ def _set_budget(model, budget: Optional[int]) -> None:
 
 # -------------------------------------------------------------- measuring
 def _step_fn(model, scope: str, mode: str, inputs, samples):
-    from mmeac.utils.analysis_models import output_sum, tensor_forward
+    from mmeac.analysis.analysis_models import output_sum, tensor_forward
 
     def forward():
         if scope == 'backbone':
@@ -281,12 +283,12 @@ def measure(args, plan: Plan, device: torch.device,
             results: List[Dict]) -> List[Dict]:
     """Run every case, appending one entry per case to ``results`` (so
     that an interrupted run keeps what it measured)."""
-    from mmeac.utils import release_freed_memory
-    from mmeac.utils.analysis_models import make_data_samples
-    from mmeac.utils.benchmark import (available_memory_bytes,
-                                       peak_memory_bytes, summarize_times,
-                                       time_runs)
-    from mmeac.utils.flops import eac_backbone_flops, vit_backbone_flops
+    from mmeac.analysis import release_freed_memory
+    from mmeac.analysis.analysis_models import make_data_samples
+    from mmeac.analysis.benchmark import (available_memory_bytes,
+                                          peak_memory_bytes, summarize_times,
+                                          time_runs)
+    from mmeac.ops.flops import eac_backbone_flops, vit_backbone_flops
     limit = (
         args.mem_limit_gb * 2**30 if args.mem_limit_gb is not None else 0.8 *
         available_memory_bytes(device))
@@ -398,7 +400,7 @@ def _label(r: Dict) -> str:
 
 def scaling(results: List[Dict]) -> List[Dict]:
     """Fitted exponent k of latency ~ N^k per (scope, mode, model)."""
-    from mmeac.utils.flops import fit_power_law
+    from mmeac.ops.flops import fit_power_law
     groups: Dict[Tuple, List[Dict]] = {}
     for r in results:
         if 'latency_ms' in r:
@@ -604,8 +606,8 @@ def _sigterm(signum, frame):
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
-    from mmeac.utils import keep_freed_memory
-    from mmeac.utils.benchmark import resolve_device
+    from mmeac.analysis import keep_freed_memory
+    from mmeac.analysis.benchmark import resolve_device
     try:
         device = resolve_device(args.device)
         malloc_tuned = (not args.system_malloc and device.type == 'cpu'

@@ -98,7 +98,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--system-malloc',
         action='store_true',
         help='leave glibc malloc as it is (default: keep large freed '
-        'blocks for reuse, see mmeac.utils.cpu_malloc)')
+        'blocks for reuse, see mmeac.analysis.cpu_malloc)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--json', metavar='PATH', help='write the results as JSON')
@@ -108,7 +108,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
     """Time ``fns`` round-robin (see ``time_interleaved``); name ->
     ``dict(median_ms, runs_ms)``."""
-    from mmeac.utils.benchmark import summarize_times, time_interleaved
+    from mmeac.analysis.benchmark import summarize_times, time_interleaved
     times = time_interleaved(fns, torch.device('cpu'), args.repeats,
                              args.warmup, args.max_seconds)
     return {
@@ -120,7 +120,7 @@ def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
 
 
 def _backbone(args, dense: bool):
-    from mmeac.utils.analysis_models import build_model, eac_backbone_cfg
+    from mmeac.analysis.analysis_models import build_model, eac_backbone_cfg
     torch.manual_seed(args.seed)
     model = build_model(
         eac_backbone_cfg(
@@ -137,7 +137,7 @@ def _image(size: int, seed: int) -> torch.Tensor:
 
 
 def bench_backbone(args, eac, dense) -> List[Dict]:
-    from mmeac.utils.flops import eac_backbone_flops
+    from mmeac.ops.flops import eac_backbone_flops
     rows = []
     for size in args.sizes:
         x = _image(size, args.seed)
@@ -364,8 +364,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
     from mmeac.ops.compiled import compiled_ops_available
-    from mmeac.utils import keep_freed_memory
-    from mmeac.utils.analysis_models import model_arch
+    from mmeac.analysis import keep_freed_memory
+    from mmeac.analysis.analysis_models import model_arch
     malloc_tuned = not args.system_malloc and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)

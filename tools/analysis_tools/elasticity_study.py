@@ -161,9 +161,9 @@ def _register_patch_mask() -> str:
 
 def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
     """The mmseg config of one variant (everything but the budget shared)."""
-    from mmeac.utils.analysis_models import parse_arch
+    from mmeac.analysis.analysis_models import parse_arch
     arch = parse_arch(args.arch)
-    from mmeac.utils.analysis_models import model_arch
+    from mmeac.analysis.analysis_models import model_arch
     dims = model_arch(arch)['embed_dims']
     crop = (args.size, args.size)
     gray = args.input == 'gray'

@@ -7,7 +7,7 @@ records every metric of the evaluator (mIoU for mmseg configs), the latency
 of one ``test_step`` per image (preprocessing + forward + postprocessing,
 data loading and metric excluded; the first ``--warmup`` steps of each budget
 are not timed) and the peak tensor memory a test step adds, measured on the
-warm-up steps with :func:`mmeac.utils.peak_memory_bytes` (the CUDA
+warm-up steps with :func:`mmeac.analysis.peak_memory_bytes` (the CUDA
 allocator's ``max_memory_allocated`` on a GPU, the CPU allocator's traced
 allocations on the CPU).
 
@@ -77,7 +77,7 @@ class StepMeter:
     """Wrap ``model.test_step``: per-image latency and peak memory.
 
     The first ``warmup`` steps of a budget are not timed; the peak memory is
-    measured on them with :func:`mmeac.utils.peak_memory_bytes` (CUDA
+    measured on them with :func:`mmeac.analysis.peak_memory_bytes` (CUDA
     allocator peak, or the running sum of the CPU allocator's allocations
     traced by ``torch.profiler``), so that the profiler never slows a timed
     step.
@@ -98,7 +98,7 @@ class StepMeter:
         self.skip = warmup
 
     def _step(self, data):
-        from mmeac.utils import peak_memory_bytes, synchronize
+        from mmeac.analysis import peak_memory_bytes, synchronize
         if self.skip > 0:
             self.skip -= 1
             out = []

@@ -4,7 +4,7 @@ Counted: ``torch.utils.flop_counter.FlopCounterMode`` over one forward, with
 formulas registered for the custom op ``mmeac::core_periphery_attention``
 (and the CPU SDPA kernel), on the ``meta`` device by default (nothing is
 computed, so any size is instant). Analytic: the closed form of
-:mod:`mmeac.utils.flops` (attention ``4 D (2 N C + C^2)`` per layer, dense
+:mod:`mmeac.ops.flops` (attention ``4 D (2 N C + C^2)`` per layer, dense
 ``4 D (N + C)^2``). One multiply-add = 2 FLOPs; norms, activations, softmax
 and RoPE rotations are not counted.
 
@@ -89,9 +89,9 @@ def _is_eac(cfg: dict) -> bool:
 
 def _build_pair(args, hw):
     """Return (name, model cfgs {eac, dense}, is_whole_model, scope)."""
-    from mmeac.utils.analysis_models import (eac_backbone_cfg,
-                                             load_model_config,
-                                             peer_backbone_cfg)
+    from mmeac.analysis.analysis_models import (eac_backbone_cfg,
+                                                load_model_config,
+                                                peer_backbone_cfg)
     if args.target.endswith('.py') or osp.isfile(args.target):
         if not osp.isfile(args.target):
             raise ValueError(f'config file {args.target} does not exist')
@@ -133,8 +133,9 @@ def _build_pair(args, hw):
 
 
 def _count(model, inputs, whole: bool, device: str) -> Dict[str, int]:
-    from mmeac.utils.analysis_models import make_data_samples, tensor_forward
-    from mmeac.utils.flops import count_module_flops
+    from mmeac.analysis.analysis_models import (make_data_samples,
+                                                tensor_forward)
+    from mmeac.ops.flops import count_module_flops
     samples = make_data_samples(model, inputs.shape[0], *inputs.shape[-2:])
 
     def run(m, x):
@@ -153,9 +154,9 @@ def _count(model, inputs, whole: bool, device: str) -> Dict[str, int]:
 def compute(args: argparse.Namespace) -> Dict:
     """Build both networks, count and compute the formulas."""
     import mmeac  # noqa: F401
-    from mmeac.utils.analysis_models import build_model
-    from mmeac.utils.flops import (attention_pairs, counted_by_category,
-                                   eac_backbone_flops)
+    from mmeac.analysis.analysis_models import build_model
+    from mmeac.ops.flops import (attention_pairs, counted_by_category,
+                                 eac_backbone_flops)
     hw = _shape(args.shape)
     if args.batch_size < 1:
         raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')

@@ -5,7 +5,7 @@ the config's model (segmentor, detector or classifier: ``model.backbone``)
 and, for every layer in ``--layers``, the core-to-patch attention is
 recomputed from that layer's roped queries and keys (softmax over all keys,
 patch columns weighted by the value norm ``||v_j||``, averaged over heads,
-renormalised per core: :mod:`mmeac.utils.attention_maps`).
+renormalised per core: :mod:`mmeac.analysis.attention_maps`).
 
 Writes to ``--out-dir`` (K = ``--num-show-cores``):
 
@@ -106,8 +106,8 @@ def load_model(config: str,
     """
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from mmeac.utils.analysis_models import build_model, load_model_config
-    from mmeac.utils.attention_maps import find_backbone
+    from mmeac.analysis.analysis_models import build_model, load_model_config
+    from mmeac.analysis.attention_maps import find_backbone
     if not osp.isfile(checkpoint):
         raise ValueError(f'checkpoint {checkpoint} does not exist')
     cfg = load_model_config(config, cfg_options)
@@ -313,8 +313,8 @@ def budget_grid(rgb, results: Dict[int, Dict], layer: int, num_show: int,
 # -------------------------------------------------------------------- main
 def run(args: argparse.Namespace) -> List[str]:
     import mmeac  # noqa: F401
-    from mmeac.utils.attention_maps import (core_attention_maps,
-                                            parse_layer_indices)
+    from mmeac.analysis.attention_maps import (core_attention_maps,
+                                               parse_layer_indices)
     model, backbone, cfg = load_model(args.config, args.checkpoint,
                                       args.cfg_options, args.device)
     budgets = args.budgets or [
