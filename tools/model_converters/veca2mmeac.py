@@ -49,8 +49,6 @@ def load_source(path: str) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
     from mmeac.models.backbones.veca_checkpoint import (arch_name,
                                                         convert_veca_checkpoint)
     try:
