@@ -529,7 +529,7 @@ def test_elasticity_config_and_table():
     def mask_steps(cfg, split):
         return [
             t for t in cfg[f'{split}_dataloader']['dataset']['pipeline']
-            if t['type'] == 'ElasticityStudyPatchMask'
+            if t['type'] == 'RandomPatchMask'
         ]
 
     (train_mask, ), (val_mask, ) = (mask_steps(nested, 'train'),

@@ -2,3 +2,6 @@
 
 The built-in synthetic data generators live in :mod:`mmeac.testing`.
 """
+from .transforms import RandomPatchMask
+
+__all__ = ['RandomPatchMask']

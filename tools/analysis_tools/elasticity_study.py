@@ -30,7 +30,9 @@ need travels through the cores. The study therefore blanks a fraction
 validation image (filled with the normalisation mean; labels kept; the
 validation masks are fixed per image): a blanked patch can only recover its
 class from its neighbours, through the cores, the one path between patches
-in EAC. The budget then decides how much of that context reaches it.
+in EAC. The budget then decides how much of that context reaches it. The
+blanking is mmeac's ``RandomPatchMask`` transform
+(:mod:`mmeac.datasets.transforms`).
 
 Example::
 
@@ -101,64 +103,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _register_patch_mask() -> str:
-    """Register the patch-blanking transform of the study (idempotent)."""
-    import zlib
-
-    import numpy as np
-    from mmcv.transforms import BaseTransform
-    from mmengine.registry import TRANSFORMS
-
-    class ElasticityStudyPatchMask(BaseTransform):
-        """Blank a fraction of the patches of the (final, cropped) image.
-
-        Blanked patches are filled with ``fill`` (the normalisation mean,
-        i.e. zero input), labels are kept: their class can only be
-        recovered through the cores, the one path between patches in EAC.
-
-        Args:
-            patch_size (int): Patch grid of the model.
-            ratio (float): Fraction of patches blanked.
-            fill (Sequence[float]): Pixel value of a blank patch.
-            fixed (bool): Draw the mask from a seed derived from the image
-                path (evaluation: the same mask for every model and run)
-                instead of the global random state (training).
-        """
-
-        def __init__(self,
-                     patch_size: int,
-                     ratio: float,
-                     fill,
-                     fixed: bool = False) -> None:
-            self.patch_size = patch_size
-            self.ratio = ratio
-            self.fill = np.asarray(fill, np.float32)
-            self.fixed = fixed
-
-        def transform(self, results: Dict) -> Dict:
-            img = results['img'].astype(np.float32)
-            p = self.patch_size
-            gh, gw = img.shape[0] // p, img.shape[1] // p
-            if self.fixed:
-                seed = zlib.crc32(str(results.get('img_path', '')).encode())
-                rng = np.random.default_rng(seed)
-            else:
-                rng = np.random.default_rng(np.random.randint(2**31))
-            blank = rng.random((gh, gw)) < self.ratio
-            mask = np.kron(blank, np.ones((p, p), bool))
-            full = np.zeros(img.shape[:2], bool)
-            full[:gh * p, :gw * p] = mask
-            fill = self.fill if img.ndim == 3 else self.fill[:1].squeeze()
-            img[full] = fill
-            results['img'] = img
-            return results
-
-    name = ElasticityStudyPatchMask.__name__
-    TRANSFORMS.register_module(
-        name=name, module=ElasticityStudyPatchMask, force=True)
-    return name
-
-
 def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
     """The mmseg config of one variant (everything but the budget shared)."""
     from mmeac.analysis.analysis_models import parse_arch
@@ -179,7 +123,7 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
         # the fill is the normalisation mean, in the loaded (BGR) order
         return [
             dict(
-                type=_register_patch_mask(),
+                type='RandomPatchMask',
                 patch_size=args.patch_size,
                 ratio=args.mask_ratio,
                 fill=mean[::-1],
