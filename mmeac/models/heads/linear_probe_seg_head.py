@@ -9,7 +9,7 @@ from torch import Tensor
 __all__ = ['LinearProbeSegHead']
 
 
-@MODELS.register_module()
+@MODELS.register_module(force=True)  # replaces the lazy builder
 class LinearProbeSegHead(BaseDecodeHead):
     """Linear segmentation probe on a frozen ViT (the EAC paper's protocol).
 
