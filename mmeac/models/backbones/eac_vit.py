@@ -46,8 +46,10 @@ class EACViT(BaseModule):
     in the authors' model.
 
     Args:
-        arch (str | dict): ``'s'``, ``'s+'``, ``'b'``, ``'l'`` or a dict with
-            ``embed_dims``, ``num_layers``, ``num_heads``, ``mlp_ratio``.
+        arch (str | dict): A name of :attr:`arch_zoo` (``'s'`` or
+            ``'small'``, ``'s+'`` or ``'small-plus'``, ``'b'`` or ``'base'``,
+            ``'l'`` or ``'large'``) or a dict with ``embed_dims``,
+            ``num_layers``, ``num_heads``, ``mlp_ratio``.
         patch_size (int): Patch size. Defaults to 16.
         in_channels (int): Image channels. Defaults to 3.
         max_cores (int): Size M of the core bank. Defaults to 64.
@@ -84,7 +86,13 @@ class EACViT(BaseModule):
             fit this architecture (a ``ValueError`` names the keys that do
             not).
     """
-    arch_zoo = ARCH_ZOO
+    # name -> settings, with aliases as in mmpretrain's ViT
+    arch_zoo = {
+        **dict.fromkeys(('s', 'small'), ARCH_ZOO['s']),
+        **dict.fromkeys(('s+', 'small-plus'), ARCH_ZOO['s+']),
+        **dict.fromkeys(('b', 'base'), ARCH_ZOO['b']),
+        **dict.fromkeys(('l', 'large'), ARCH_ZOO['l']),
+    }
     default_budget_weights = (1, 1, 2, 2, 3, 3, 4, 4)
     num_extra_tokens = 0  # cores are not position-embedded extra tokens
 
