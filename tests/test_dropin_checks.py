@@ -420,6 +420,20 @@ def test_user_custom_keys_win():
         'weight_decay'] == pytest.approx(0.005)
     assert _group_of(opt, model.backbone.core_coord_chunks[0])[
         'weight_decay'] == 0.0
+    # a key for a whole module (mmseg's Mask2Former: 'backbone' with
+    # lr_mult 0.1, decay_mult 1.0) does not opt the cores into decay
+    opt = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type='AdamW', lr=0.1, weight_decay=0.05),
+            paramwise_cfg=dict(custom_keys={
+                'backbone': dict(lr_mult=0.1, decay_mult=1.0)
+            }))).optimizer
+    core = _group_of(opt, model.backbone.core_chunks[0])
+    assert core['weight_decay'] == 0.0
+    assert core['lr'] == pytest.approx(0.01)
+    assert _group_of(opt, model.backbone.patch_embed.proj.weight)[
+        'weight_decay'] == pytest.approx(0.05)
 
 
 # ------------------------------------------------------- config loading

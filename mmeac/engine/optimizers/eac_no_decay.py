@@ -12,8 +12,9 @@ every constructor of mmengine, mmseg, mmdet and mmpretrain (and mmeac's)
 inherits: after the optimizer is built, those parameters are moved out of any
 param group with non-zero weight decay into a copy of that group (same lr,
 lr scale, momentum ...) with ``weight_decay=0``. A ``custom_keys`` entry of
-``paramwise_cfg`` that names such a parameter and sets ``decay_mult`` is
-left as the user set it.
+``paramwise_cfg`` that names such a parameter itself (``'core_chunks'``, not
+a whole module such as ``'backbone'``) and sets ``decay_mult`` is left as
+the user set it.
 
 It also lets mmseg's and mmdet's ``LearningRateDecayOptimizerConstructor``
 (which know only ConvNeXt, BEiT and MAE backbones and raise
@@ -48,9 +49,24 @@ def eac_no_decay_params(model: nn.Module) -> Dict[int, str]:
     }
 
 
+_EAC_NAMES = ('core_chunks', 'core_coord_chunks', 'coord_updates')
+
+
 def _user_decay_keys(constructor) -> List[str]:
     keys = (constructor.paramwise_cfg or {}).get('custom_keys', {}) or {}
     return [k for k, v in keys.items() if 'decay_mult' in (v or {})]
+
+
+def _names_it(key: str, name: str) -> bool:
+    """Whether ``custom_keys`` entry ``key`` names EAC parameter ``name``.
+
+    Only the EAC part of the name counts (``core_chunks.0``,
+    ``coord_updates.3.alpha``), so that a key for a whole module, such as
+    ``'backbone'`` with a ``lr_mult``, does not opt the cores into decay.
+    """
+    starts = [name.find(n) for n in _EAC_NAMES if n in name]
+    own = name[min(starts):] if starts else name
+    return key.strip('.') != '' and key.strip('.') in own
 
 
 def _zero_decay(constructor, model: nn.Module, optimizer) -> int:
@@ -59,7 +75,8 @@ def _zero_decay(constructor, model: nn.Module, optimizer) -> int:
     user_keys = _user_decay_keys(constructor)
     params = {
         i: n
-        for i, n in params.items() if not any(k in n for k in user_keys)
+        for i, n in params.items()
+        if not any(_names_it(k, n) for k in user_keys)
     }
     if not params:
         return 0
