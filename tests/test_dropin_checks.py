@@ -15,6 +15,7 @@ import os.path as osp
 import subprocess
 import sys
 import textwrap
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -303,6 +304,16 @@ def test_pretrained_argument(tmp_path):
         pretrained='pretrain/jx_vit_base_p16_224-80ecf9dd.pth',
         init_cfg=dict(type='Pretrained', checkpoint=ckpt))
     assert other.init_cfg['checkpoint'] == ckpt
+    # the base's own, absent ViT checkpoint: mapped, with a warning that
+    # says what to set
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    with patch.object(logger, 'log') as log:
+        vit = EACViT(arch=TINY, max_cores=16, pretrained='pretrain/vit.pth')
+    assert vit.init_cfg == dict(type='Pretrained',
+                                checkpoint='pretrain/vit.pth')
+    said = ' '.join(str(c) for c in log.call_args_list)
+    assert 'set model.pretrained=None' in said, said
     with pytest.raises(TypeError, match='pretrained must be a checkpoint'):
         EACViT(arch=TINY, max_cores=16, pretrained=dict(a=1))
 
@@ -452,6 +463,7 @@ def test_environment_has_pkg_resources_pin():
     """setup_env.sh / requirements pin setuptools to one with pkg_resources
     that torch 2.14 accepts."""
     from importlib import metadata
+
     from packaging.requirements import Requirement
     with open(osp.join(REPO, 'requirements', 'runtime.txt')) as f:
         reqs = [

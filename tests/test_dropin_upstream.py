@@ -12,8 +12,6 @@ one image through the config's own test pipeline (sizes shrunk), and one
 training step with the config's own optimizer wrapper. Checks and errors
 are in ``test_dropin_checks.py``.
 """
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch

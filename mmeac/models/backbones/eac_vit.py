@@ -8,6 +8,7 @@ axis, one model runs at any core budget C (a multiple of ``core_chunk`` up to
 """
 import logging
 import math
+import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -127,6 +128,15 @@ class EACViT(BaseModule):
                                 f'(str) or None, got {type(pretrained)}')
             if init_cfg is None:
                 init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+                if '://' not in pretrained and not os.path.exists(pretrained):
+                    print_log(
+                        f'EACViT: pretrained={pretrained!r} does not exist, '
+                        'so init_weights will fail; if it is the base '
+                        "config's own ViT checkpoint, set model.pretrained="
+                        'None and give EAC weights with model.backbone.'
+                        "init_cfg=dict(type='Pretrained', checkpoint=...)",
+                        logger='current',
+                        level=logging.WARNING)
             else:
                 print_log(
                     f'EACViT: ignoring pretrained={pretrained!r} (e.g. the '
