@@ -12,6 +12,7 @@
   once mmeac is imported (in-process fix).
 """
 import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,16 @@ def test_two_stage_and_roi_extractor_checks():
         model.extract_feat(_det_batch(model)['inputs'])
     model.roi_head.bbox_roi_extractor[1].featmap_strides = [4, 8, 16, 32]
     assert len(model.extract_feat(_det_batch(model)['inputs'])) == 5
+
+
+def test_explicit_settings_hint():
+    """Strides no preset gives: the hint spells out the arguments."""
+    model = _detector(RETINA, dict(preset='single_stage'))
+    model.bbox_head.prior_generator.strides = [(s, s) for s in (16, 32, 64)]
+    with pytest.raises(DropinError, match=re.escape(
+            'expects [16, 32, 64]: set model.neck.scale_factors=(1.0, 0.5), '
+            'model.neck.num_outs=3')):
+        model.extract_feat(_det_batch(model)['inputs'])
 
 
 def test_detr_levels_and_patch_size_checks():

@@ -8,9 +8,11 @@ checks run once, on the first forward of :class:`EACViT` and
 :class:`SimpleFeaturePyramid` (the owning model is found on the call stack,
 so no upstream code changes), and stop with one line that names the fix.
 """
+import re
 import sys
 from typing import List, Optional, Sequence
 
+import torch
 from torch import nn
 
 __all__ = [
@@ -33,8 +35,11 @@ def find_owner(module: nn.Module,
     ``module``.
 
     Returns:
-        nn.Module | None: The owner, or None when called outside one.
+        nn.Module | None: The owner, or None when called outside one (or
+        while being compiled, where the check is skipped).
     """
+    if _tracing():
+        return None
     frame = sys._getframe(1)
     for _ in range(max_depth):
         frame = frame.f_back
@@ -45,6 +50,13 @@ def find_owner(module: nn.Module,
                 and owner._modules.get(attr) is module):
             return owner
     return None
+
+
+def _tracing() -> bool:
+    """Under torch.compile / strict torch.export (no frame walking there)."""
+    compiler = getattr(torch, 'compiler', None)
+    is_compiling = getattr(compiler, 'is_compiling', None)
+    return bool(is_compiling is not None and is_compiling())
 
 
 # ----------------------------------------------------------------- detectors
@@ -153,18 +165,19 @@ def check_detector_strides(detector: nn.Module) -> None:
     have = neck.strides
     parts = _expected_strides(detector)
     exact = [p for p in parts if p[2]]
-    target = exact[0][1] if exact else (parts[0][1] if parts else None)
+    if parts:
+        target_what, target = (exact or parts)[0][:2]
     for what, want, is_exact in parts:
         agrees = want == target if is_exact else target[:len(want)] == want
         if not agrees:
             raise DropinError(
                 f'the heads disagree on the feature strides: {what} expects '
-                f'{want}, {parts[0][0]} {parts[0][1]}; fix the head config')
+                f'{want}, {target_what} {target}; fix the head config')
     for what, want, is_exact in parts:
         if have == want if is_exact else have[:len(want)] == want:
             continue
         fix = neck_settings_for(target, neck.in_stride, prefix=not exact)
-        hint = (f'set model.neck.{fix.replace(", ", ", model.neck.")}'
+        hint = ('set ' + re.sub(r'(^|, )(\w+)=', r'\1model.neck.\2=', fix)
                 if fix else 'no SimpleFeaturePyramid setting gives them')
         raise DropinError(
             f'{name} gives strides {have} but {what} expects {want}: {hint}')
