@@ -244,6 +244,16 @@ def test_vit_config_without_cls_token_is_one_line():
     model = _classifier(VIT_CLS, _tiny_backbone(out_type='cls_token'),
                         head=dict(in_channels=64))
     assert model(x, mode='tensor').shape == (2, 1000)
+    # mmseg-style [featmap, token] output: the ViT head takes the token, a
+    # linear head (MAE fine-tune) cannot
+    model = _classifier(VIT_CLS, _tiny_backbone(output_cls_token=True),
+                        head=dict(in_channels=64))
+    assert model(x, mode='tensor').shape == (2, 1000)
+    mae = 'mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+    model = _classifier(mae, _tiny_backbone(output_cls_token=True),
+                        head=dict(in_channels=64))
+    with pytest.raises(DropinError, match='but LinearClsHead takes'):
+        model(x, mode='tensor')
 
 
 def test_pooling_neck_and_width_errors():

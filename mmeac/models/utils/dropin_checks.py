@@ -247,9 +247,11 @@ def check_backbone_consumer(model: nn.Module, backbone: nn.Module) -> None:
     levels = len(getattr(backbone, 'out_indices', [None]))
     neck = getattr(model, 'neck', None)
     head = getattr(model, 'head', None)
-    vector = out_type in ('cls_token', 'avg_featmap') or getattr(
-        backbone, 'output_cls_token', False)
     cls_heads = _cls_heads()
+    vector = out_type in ('cls_token', 'avg_featmap')
+    if cls_heads and isinstance(head, cls_heads[1]) and getattr(
+            backbone, 'output_cls_token', False):
+        vector = True  # the ViT head takes the token of [featmap, token]
     if head is not None and cls_heads and isinstance(head, cls_heads):
         if neck is None and not vector:
             raise DropinError(
