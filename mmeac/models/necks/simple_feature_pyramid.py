@@ -114,9 +114,11 @@ class SimpleFeaturePyramid(BaseModule):
             ``num_outs``, which, when given too, take precedence. Defaults to
             ``'two_stage'``.
         scale_factors (Sequence[float], optional): Upsampling factors, from
-            fine to coarse, each in ``{4, 2, 1, 0.5}``.
+            fine to coarse, each in ``{4, 2, 1, 0.5}``. Defaults to the
+            preset's.
         num_outs (int, optional): Number of output levels
-            (``>= len(scale_factors)``).
+            (``>= len(scale_factors)``). Defaults to the preset's (at least
+            ``len(scale_factors)``).
         in_stride (int): Stride of the input map (the backbone's patch size).
             Only used to report :attr:`strides`. Defaults to 16.
         in_index (int | Sequence[int]): Which backbone output(s) to use: one
