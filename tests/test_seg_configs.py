@@ -200,7 +200,9 @@ def test_dropin_swaps_only_backbone_and_neck():
     assert cfg.model.backbone.type == 'EACViT'
     assert cfg.model.neck.type == 'MultiLevelNeck'
     assert 'img_size' not in cfg.model.backbone  # no ViT leftovers
-    assert cfg.model.pretrained is None
+    # the base's ViT checkpoint stays; EACViT ignores it (init_cfg is set)
+    assert cfg.model.pretrained == base.model.pretrained
+    assert cfg.model.backbone.init_cfg.type == 'Pretrained'
     # a `pkg::` base marks its dicts with `_scope_='mmseg'`; that aside,
     # everything but backbone and neck is the wheel's config
     ours, theirs = _unscoped(cfg.to_dict()), _unscoped(base.to_dict())

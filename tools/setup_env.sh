@@ -13,7 +13,8 @@
 #      else built from the PyPI sdist with -std=c++20 (CUDA ops too when nvcc and a GPU are
 #      present), cached in $MMEAC_CACHE_DIR (default ~/.cache/mmeac) so it is built only once;
 #   4. mmsegmentation, mmdet, mmpretrain (requirements/mminstall.txt), what they import
-#      without declaring it (requirements/runtime.txt) and requirements/tests.txt;
+#      without declaring it (requirements/runtime.txt: also setuptools<81, whose
+#      pkg_resources mmengine needs for 'mmseg::' configs) and requirements/tests.txt;
 #   5. mmeac itself in editable mode, with its compiled CPU kernels (mmeac._C, rebuilt
 #      when mmeac/ops/csrc changed; MMEAC_WITH_OPS=1 makes a failed build an error,
 #      MMEAC_WITH_OPS=0 skips it);
@@ -429,6 +430,20 @@ if cuda:
 for mod in ('mmengine', 'mmseg', 'mmseg.models', 'mmdet', 'mmdet.models',
             'mmpretrain', 'mmpretrain.models', 'cv2', 'pycocotools.mask', 'pytest'):
     check(f'import {mod}', lambda mod=mod: importlib.import_module(mod))
+
+
+def package_configs():
+    # mmengine finds 'mmseg::' base configs with pkg_resources (setuptools < 81);
+    # checked before mmeac is imported, which patches that lookup in-process
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        from mmengine.utils import get_installed_path
+        get_installed_path('mmsegmentation')
+
+
+check('pkg_resources for mmengine package configs (setuptools<81)',
+      package_configs)
 if editable:
     check('import mmeac', lambda: importlib.import_module('mmeac'))
 

@@ -1,4 +1,4 @@
-"""Layer-wise learning-rate decay driven by the backbone's ``get_layer_depth``."""
+"""Layer-wise lr decay driven by the backbone's ``get_layer_depth``."""
 from typing import List, Optional, Sequence
 
 from mmengine.logging import print_log

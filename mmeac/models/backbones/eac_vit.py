@@ -6,7 +6,9 @@ pairs instead of ``(N + C)^2``. Trained with nested dropout over the core
 axis, one model runs at any core budget C (a multiple of ``core_chunk`` up to
 ``max_cores``) at test time.
 """
+import logging
 import math
+import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,6 +20,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..layers import AxialRoPE2D, EACBlock, farthest_point_coords
+from ..utils.dropin_checks import check_in_model
 from .veca_checkpoint import ARCH_ZOO, load_veca_or_mmeac
 
 __all__ = ['EACViT', 'CoreCoordUpdate']
@@ -67,8 +70,10 @@ class EACViT(BaseModule):
             negative values count from the end. Defaults to -1.
         final_norm (bool): Apply the final LayerNorm to the last block's
             output. Defaults to True.
-        out_type (str): ``'featmap'`` (``[B, D, h, w]``) or ``'cls_token'``
-            (global token ``[B, D]``). Defaults to ``'featmap'``.
+        out_type (str): ``'featmap'`` (``[B, D, h, w]``), ``'cls_token'``
+            (global token ``[B, D]``) or ``'avg_featmap'`` (mean of the patch
+            tokens ``[B, D]``, as mmpretrain's ViT; after the final norm when
+            ``final_norm``). Defaults to ``'featmap'``.
         output_cls_token (bool): With ``'featmap'``, return each level as
             ``[featmap, global]`` as mmseg's ViT does. Defaults to False.
         frozen_stages (int): ``0`` freezes the patch embedding and the core
@@ -81,6 +86,12 @@ class EACViT(BaseModule):
             defaults to ``dict(type='CorePeripheryAttention')``.
         rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
+        pretrained (str, optional): Checkpoint path, as mmseg backbones
+            take it (mmseg's ``EncoderDecoder`` passes ``model.pretrained``
+            here); becomes ``init_cfg=dict(type='Pretrained', ...)``. When
+            ``init_cfg`` is given too, ``init_cfg`` wins and ``pretrained``
+            (typically the base config's own ViT weights) is ignored with a
+            warning. Defaults to None.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an mmeac or authors' checkpoint and requires every tensor to
             fit this architecture (a ``ValueError`` names the keys that do
@@ -95,6 +106,7 @@ class EACViT(BaseModule):
     }
     default_budget_weights = (1, 1, 2, 2, 3, 3, 4, 4)
     num_extra_tokens = 0  # cores are not position-embedded extra tokens
+    out_types = ('featmap', 'cls_token', 'avg_featmap')
 
     def __init__(self,
                  arch: Union[str, dict] = 'b',
@@ -116,7 +128,30 @@ class EACViT(BaseModule):
                  attn_cfg: Optional[dict] = None,
                  rope_cfg: Optional[dict] = None,
                  norm_eps: float = 1e-5,
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None:
+            if not isinstance(pretrained, str):
+                raise TypeError('EACViT: pretrained must be a checkpoint path '
+                                f'(str) or None, got {type(pretrained)}')
+            if init_cfg is None:
+                init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+                if '://' not in pretrained and not os.path.exists(pretrained):
+                    print_log(
+                        f'EACViT: pretrained={pretrained!r} does not exist, '
+                        'so init_weights will fail; if it is the base '
+                        "config's own ViT checkpoint, set model.pretrained="
+                        'None and give EAC weights with model.backbone.'
+                        "init_cfg=dict(type='Pretrained', checkpoint=...)",
+                        logger='current',
+                        level=logging.WARNING)
+            else:
+                print_log(
+                    f'EACViT: ignoring pretrained={pretrained!r} (e.g. the '
+                    'base config\'s model.pretrained) because init_cfg is '
+                    f'set: {init_cfg}',
+                    logger='current',
+                    level=logging.WARNING)
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
@@ -139,9 +174,9 @@ class EACViT(BaseModule):
                                                    'train_num_cores'))
         self.last_num_cores: Optional[int] = None
 
-        if out_type not in ('featmap', 'cls_token'):
-            raise ValueError("out_type must be 'featmap' or 'cls_token', "
-                             f'got {out_type!r}')
+        if out_type not in self.out_types:
+            raise ValueError(f'EACViT: out_type must be one of '
+                             f'{list(self.out_types)}, got {out_type!r}')
         self.out_type = out_type
         self.output_cls_token = output_cls_token
         self.out_indices = self._parse_out_indices(out_indices)
@@ -178,6 +213,9 @@ class EACViT(BaseModule):
         self.ln_final = nn.LayerNorm(dims, eps=norm_eps)
         self.rope = AxialRoPE2D(dims // self.num_heads, **(rope_cfg or {}))
         self._freeze_stages()
+        # once, on the first forward inside a model: does the model's neck
+        # or head take what this backbone gives? (one-line error otherwise)
+        self.register_forward_pre_hook(check_in_model)
 
     # ------------------------------------------------------------ settings
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
@@ -379,6 +417,8 @@ class EACViT(BaseModule):
     def _format(self, tokens: Tensor, c: int, hw: Tuple[int, int]):
         if self.out_type == 'cls_token':
             return tokens[:, 0]
+        if self.out_type == 'avg_featmap':
+            return tokens[:, c:].mean(dim=1)
         b = tokens.shape[0]
         featmap = tokens[:, c:].transpose(1, 2).reshape(b, -1, *hw)
         if self.output_cls_token:

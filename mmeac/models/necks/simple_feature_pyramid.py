@@ -5,9 +5,19 @@ A plain ViT (and EAC) produces one stride-16 patch map. Following ViTDet
 Detection", ECCV 2022), the multi-scale maps a detector needs are made from
 that single map alone: strides 4 and 8 by transposed convolutions, 16 as it
 is, 32 by max pooling, each followed by a 1x1 and a 3x3 convolution with
-normalisation; an extra coarsest level (stride 64) is a stride-2 subsample of
-the last one, so the output plugs straight into mmdet's RPN and RoI heads
-(the five levels of a ResNet-FPN).
+normalisation; extra coarser levels are stride-2 subsamples of the last one.
+
+Three presets match mmdet's head families (strides for a stride-16 input):
+
+* ``'two_stage'`` (default): strides 4, 8, 16, 32, 64 (RPN + RoI heads:
+  Faster / Mask / Cascade R-CNN, the five levels of a ResNet-FPN);
+* ``'single_stage'``: strides 8, 16, 32, 64, 128 (anchor and point heads:
+  RetinaNet, FCOS, ATSS, GFL, ...);
+* ``'detr'``: strides 8, 16, 32, 64, four levels (Deformable DETR, DINO).
+
+On its first forward inside a detector the neck compares its strides with
+the heads' (:func:`mmeac.models.utils.check_detector_strides`) and stops with
+one line naming the preset to use.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -17,7 +27,14 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-__all__ = ['SimpleFeaturePyramid', 'LayerNorm2d']
+__all__ = ['SimpleFeaturePyramid', 'LayerNorm2d', 'NECK_PRESETS']
+
+#: ``preset`` name -> (scale_factors, num_outs).
+NECK_PRESETS = {
+    'two_stage': ((4.0, 2.0, 1.0, 0.5), 5),
+    'single_stage': ((2.0, 1.0, 0.5), 5),
+    'detr': ((2.0, 1.0, 0.5), 4),
+}
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -59,6 +76,20 @@ def _conv_norm(in_channels: int, out_channels: int, kernel_size: int,
             bias=norm_cfg is None), _norm(norm_cfg, out_channels))
 
 
+def _check_in_detector(module: nn.Module, args: tuple) -> None:
+    """Forward pre-hook: check the strides against the owning detector.
+
+    Removes itself after a check that passed; a neck called outside a
+    detector is not checked.
+    """
+    from ..utils.dropin_checks import (check_detector_strides, find_owner,
+                                       remove_hook)
+    owner = find_owner(module, 'neck')
+    if owner is not None:
+        check_detector_strides(owner)
+        remove_hook(module, _check_in_detector)
+
+
 @MODELS.register_module()
 class SimpleFeaturePyramid(BaseModule):
     """Multi-scale maps from a single-scale (stride-16) ViT patch map.
@@ -78,11 +109,18 @@ class SimpleFeaturePyramid(BaseModule):
     Args:
         in_channels (int): Channels ``D`` of the backbone map(s).
         out_channels (int): Channels of every output level. Defaults to 256.
-        scale_factors (Sequence[float]): Upsampling factors, from fine to
-            coarse, each in ``{4, 2, 1, 0.5}``. Defaults to ``(4, 2, 1,
-            0.5)`` (strides 4 to 32 for a stride-16 input).
-        num_outs (int): Number of output levels (``>= len(scale_factors)``).
-            Defaults to 5 (strides 4 to 64, as mmdet's Mask R-CNN expects).
+        preset (str, optional): ``'two_stage'``, ``'single_stage'`` or
+            ``'detr'`` (see the module doc); sets ``scale_factors`` and
+            ``num_outs``, which, when given too, take precedence. Defaults to
+            ``'two_stage'``.
+        scale_factors (Sequence[float], optional): Upsampling factors, from
+            fine to coarse, each in ``{4, 2, 1, 0.5}``. Defaults to the
+            preset's.
+        num_outs (int, optional): Number of output levels
+            (``>= len(scale_factors)``). Defaults to the preset's (at least
+            ``len(scale_factors)``).
+        in_stride (int): Stride of the input map (the backbone's patch size).
+            Only used to report :attr:`strides`. Defaults to 16.
         in_index (int | Sequence[int]): Which backbone output(s) to use: one
             index (the same map for every scale, ViTDet) or one index per
             scale factor (a different block per level). Defaults to -1.
@@ -98,8 +136,10 @@ class SimpleFeaturePyramid(BaseModule):
         self,
         in_channels: int,
         out_channels: int = 256,
-        scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
-        num_outs: int = 5,
+        preset: Optional[str] = None,
+        scale_factors: Optional[Sequence[float]] = None,
+        num_outs: Optional[int] = None,
+        in_stride: int = 16,
         in_index: Union[int, Sequence[int]] = -1,
         norm_cfg: Optional[dict] = dict(type='LN2d', eps=1e-6),
         init_cfg: Optional[Union[dict, List[dict]]] = dict(
@@ -110,6 +150,16 @@ class SimpleFeaturePyramid(BaseModule):
             distribution='normal')
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if preset is not None and preset not in NECK_PRESETS:
+            raise ValueError(f'SimpleFeaturePyramid: preset {preset!r} is not '
+                             f'one of {sorted(NECK_PRESETS)}')
+        preset_scales, preset_outs = NECK_PRESETS[preset or 'two_stage']
+        if scale_factors is None:
+            scale_factors = preset_scales
+        if num_outs is None:
+            num_outs = max(preset_outs, len(scale_factors))
+        if in_stride < 1:
+            raise ValueError(f'in_stride must be positive, got {in_stride}')
         scale_factors = tuple(float(s) for s in scale_factors)
         if not scale_factors:
             raise ValueError('scale_factors must not be empty')
@@ -140,6 +190,10 @@ class SimpleFeaturePyramid(BaseModule):
         self.out_channels = out_channels
         self.scale_factors = scale_factors
         self.num_outs = num_outs
+        self.preset = preset
+        self.in_stride = int(in_stride)
+        # the drop-in check against the detector's heads, on the first call
+        self.register_forward_pre_hook(_check_in_detector)
 
         self.stages = nn.ModuleList()
         for scale in scale_factors:
@@ -164,6 +218,14 @@ class SimpleFeaturePyramid(BaseModule):
         if scale == 1.0:
             return nn.Identity(), dims
         return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True), dims
+
+    @property
+    def strides(self) -> List[int]:
+        """Output strides (in pixels), fine to coarse."""
+        strides = [int(round(self.in_stride / s)) for s in self.scale_factors]
+        while len(strides) < self.num_outs:
+            strides.append(strides[-1] * 2)
+        return strides
 
     def _inputs(self, inputs: Sequence[Tensor]) -> List[Tensor]:
         if isinstance(inputs, Tensor):

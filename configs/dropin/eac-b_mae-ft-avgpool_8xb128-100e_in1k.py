@@ -1,0 +1,25 @@
+# Drop-in (cls, average pooling): mmpretrain's MAE ViT-B fine-tuning recipe
+# (shipped in the mmpretrain wheel: AdamW + layer decay 0.65, Mixup/CutMix)
+# with the ViT-B swapped for EAC-B. As the ViT there, the backbone gives the
+# mean of its patch tokens (out_type='avg_featmap') to a linear head. Layer
+# decay follows EACViT.get_layer_depth; the core bank, core coordinates and
+# coordinate-update scales get no weight decay (mmeac does that for any
+# optimizer constructor).
+_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+# mmeac on top of whatever the base imports (a str, a list or nothing)
+__base_imports = _base_.get('custom_imports', {}).get('imports', [])
+custom_imports = dict(
+    imports=([__base_imports] if isinstance(__base_imports, str) else list(
+        __base_imports)) + ['mmeac'],
+    allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='EACViT',
+        arch='b',
+        drop_path_rate=0.1,
+        out_type='avg_featmap',
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/eac-b_veca.pth')))
+find_unused_parameters = True
