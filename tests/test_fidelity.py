@@ -1,0 +1,122 @@
+"""Training-time fidelity to the authors' model (spec: eac-spec.md):
+coordinate augmentation, float32 residual stream under autocast, per-rank
+augmentation draws, budget per optimizer step."""
+import math
+
+import pytest
+import torch
+
+from mmeac.models import EACViT
+from mmeac.models.layers import AxialRoPE2D
+
+TINY = dict(embed_dims=32, num_layers=3, num_heads=2, mlp_ratio=2.0)
+
+
+def tiny(**kwargs):
+    kwargs.setdefault('arch', TINY)
+    kwargs.setdefault('max_cores', 32)
+    torch.manual_seed(0)
+    model = EACViT(**kwargs)
+    model.init_weights()
+    return model
+
+
+# ------------------------------------------------------------ spec reference
+def spec_patch_coords(h, w):
+    """Cell centres ``(i + 0.5) / n * 2 - 1``, (x, y), row-major."""
+    out = []
+    for i in range(h):
+        for j in range(w):
+            out.append(((j + 0.5) / w * 2 - 1, (i + 0.5) / h * 2 - 1))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def spec_rotation(coords, head_dim, p_zero=0.125, base=100.0):
+    """Complex rotations per channel pair, straight from the spec."""
+    nf = head_dim // 4
+    periods = [base**(2 * i / (head_dim / 2)) for i in range(nf)]
+    for i in range(nf - round(p_zero * nf), nf):
+        periods[i] = math.inf  # zeroed, longest periods
+    cols = []
+    for axis in (0, 1):  # first half of the pairs x, second half y
+        for period in periods:
+            angle = 2 * math.pi * coords[:, axis] / period
+            cols.append(torch.polar(torch.ones_like(angle), angle))
+    return torch.stack(cols, dim=-1)
+
+
+def test_coordinate_augmentation_matches_spec_with_fixed_draws():
+    rope = AxialRoPE2D(32, shift=0.08, rescale=2.0, jitter=1.5)
+    draws = dict(
+        shift=torch.tensor([0.05, -0.07]),
+        jitter=torch.tensor([1.2, 0.9]),
+        scale=torch.tensor([1.96]))
+    h, w = 3, 5
+    coords = rope.patch_coords(h, w, torch.device('cpu'))
+    got = rope.tables(rope.augment_coords(coords, draws))
+    ref_coords = spec_patch_coords(h, w)
+    # add the shift, then the per-axis jitter, then the isotropic rescale
+    ref_coords = (ref_coords + draws['shift'].double()) * draws[
+        'jitter'].double() * draws['scale'].double()
+    ref = spec_rotation(ref_coords, 32)
+    torch.testing.assert_close(got, ref.to(got.dtype), atol=2e-6, rtol=0)
+    # mmeac's former order (coords * scale + shift) is far from it
+    old = spec_rotation(
+        spec_patch_coords(h, w) * draws['jitter'].double() *
+        draws['scale'].double() + draws['shift'].double(), 32)
+    assert (old.to(got.dtype) - got).abs().max() > 1e-2
+
+
+def test_patch_tables_use_their_draws_in_the_authors_order():
+    rope = AxialRoPE2D(64, jitter=1.3)
+    gen = torch.Generator().manual_seed(7)
+    draws = rope.draw_augmentation(torch.Generator().manual_seed(7))
+    got = rope.patch_tables(4, 6, torch.device('cpu'), augment=True,
+                            generator=gen)
+    ref_coords = (spec_patch_coords(4, 6) + draws['shift'].double()
+                  ) * draws['jitter'].double() * draws['scale'].double()
+    torch.testing.assert_close(
+        got, spec_rotation(ref_coords, 64).to(got.dtype), atol=2e-6, rtol=0)
+
+
+def test_augmentation_ranges_and_switches():
+    rope = AxialRoPE2D(32, jitter=1.5)
+    gen = torch.Generator().manual_seed(0)
+    draws = [rope.draw_augmentation(gen) for _ in range(2000)]
+    shift = torch.stack([d['shift'] for d in draws])
+    jitter = torch.stack([d['jitter'] for d in draws])
+    scale = torch.stack([d['scale'] for d in draws])
+    assert shift.abs().max() <= 0.08 and shift.abs().max() > 0.075
+    assert shift[:, 0].std() > 0.03 and shift[:, 1].std() > 0.03
+    assert not torch.equal(shift[:, 0], shift[:, 1])  # per axis
+    assert jitter.min() >= 1 / 1.5 and jitter.max() <= 1.5
+    assert not torch.equal(jitter[:, 0], jitter[:, 1])
+    assert scale.min() >= 0.5 and scale.max() <= 2.0
+    assert scale.min() < 0.52 and scale.max() > 1.9
+    # log-uniform: the median factor is about 1
+    assert abs(scale.log().median()) < 0.1
+    # the released models: no jitter; shift 0 / rescale 1 turn parts off
+    plain = AxialRoPE2D(32).draw_augmentation(gen)
+    assert torch.equal(plain['jitter'], torch.ones(2))
+    off = AxialRoPE2D(32, shift=0.0, rescale=1.0).draw_augmentation(gen)
+    assert torch.equal(off['shift'], torch.zeros(2))
+    assert torch.equal(off['scale'], torch.ones(1))
+    with pytest.raises(ValueError, match='jitter must be >= 1'):
+        AxialRoPE2D(32, jitter=0.5)
+
+
+def test_cores_are_never_augmented_and_eval_is_not():
+    model = tiny(train_num_cores=32)
+    x = torch.randn(1, 3, 32, 48)
+    coords = model.rope.patch_coords(2, 3, torch.device('cpu'))
+    model.eval()
+    torch.testing.assert_close(
+        model.rope.patch_tables(2, 3, torch.device('cpu')),
+        model.rope.tables(coords))
+    e1, e2 = model(x)[0], model(x)[0]
+    assert torch.equal(e1, e2)
+    # a model without any augmentation gives the eval output in train mode
+    still = tiny(train_num_cores=32, rope_cfg=dict(shift=0.0, rescale=1.0))
+    still.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(still.train()(x)[0], e1)
