@@ -120,3 +120,73 @@ def test_cores_are_never_augmented_and_eval_is_not():
     still.load_state_dict(model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(still.train()(x)[0], e1)
+
+
+# ------------------------------------------------------------ mixed precision
+def _rel(a, b):
+    return float((a.float() - b).norm() / b.norm())
+
+
+@pytest.fixture(scope='module')
+def eac_s():
+    torch.manual_seed(0)
+    model = EACViT(arch='s', output_cls_token=True)
+    model.init_weights()
+    return model.eval()
+
+
+def test_residual_stream_float32_under_autocast(eac_s):
+    x = torch.randn(1, 3, 64, 96)
+    seen = {}
+
+    def record(name):
+
+        def hook(mod, args, out):
+            seen[name] = out.dtype
+
+        return hook
+
+    hooks = [
+        eac_s.layers[0].attn.qkv.register_forward_hook(record('qkv')),
+        eac_s.layers[-1].ffn.fc2.register_forward_hook(record('fc2')),
+    ]
+    for i, layer in enumerate(eac_s.layers):
+        hooks.append(layer.register_forward_hook(record(f'block{i}')))
+    try:
+        for grad in (False, True):
+            seen.clear()
+            with torch.set_grad_enabled(grad), torch.autocast(
+                    'cpu', dtype=torch.bfloat16):
+                (featmap, cls), = eac_s(x)
+            # the matmuls run in bfloat16, the residual stream in float32
+            assert seen['qkv'] == seen['fc2'] == torch.bfloat16
+            assert all(seen[f'block{i}'] == torch.float32
+                       for i in range(eac_s.num_layers)), seen
+            assert featmap.dtype == cls.dtype == torch.float32
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+@pytest.mark.parametrize('dtype,bound', [(torch.bfloat16, 5.5e-3),
+                                         (torch.float16, 1e-3)])
+def test_autocast_error_at_the_authors_level(eac_s, dtype, bound,
+                                             monkeypatch):
+    """EAC-S, 128 px: the autocast patches' relative L2 error against
+    float32 stays at the authors' level (bf16 5.5e-3); a 16-bit residual
+    stream (mmeac before) is about twice as far off."""
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        (ref, ref_cls), = eac_s(x)
+        with torch.autocast('cpu', dtype=dtype):
+            (got, got_cls), = eac_s(x)
+        err = _rel(got, ref)
+        assert err < bound, err
+        assert _rel(got_cls, ref_cls) < 4 * bound
+        from mmeac.models.layers.block import EACBlock
+        monkeypatch.setattr(EACBlock, '_residual',
+                            staticmethod(lambda x, b: (x + b).to(b.dtype)))
+        with torch.autocast('cpu', dtype=dtype):
+            (low, _), = eac_s(x)
+    assert _rel(low, ref) > 1.5 * err
