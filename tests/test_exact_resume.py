@@ -1,6 +1,5 @@
 """Exact resume through the real tools: train N iterations == train k,
 kill -9, resume, train to N (bit-identical weights on the CPU)."""
-import os
 import os.path as osp
 import signal
 import subprocess
@@ -16,7 +15,8 @@ CONFIG = osp.join(REPO, 'configs', 'demo',
                   'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
 N = 8
 OPTIONS = [
-    '--cfg-options', f'train_cfg.max_iters={N}', f'train_cfg.val_interval={N}',
+    '--cfg-options', f'train_cfg.max_iters={N}',
+    f'train_cfg.val_interval={N}',
     f'param_scheduler.1.end={N}', 'randomness.seed=0',
     'randomness.deterministic=True', 'default_hooks.checkpoint.interval=2',
     'default_hooks.checkpoint.max_keep_ckpts=10'
@@ -26,16 +26,19 @@ OPTIONS = [
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp('resume')
-    proc = subprocess.run([
+    cmd = [
         sys.executable,
         osp.join(TOOLS, 'misc', 'make_builtin_data.py'), 'ade20k', '--out',
-        osp.join('data', 'demo'), '--size', '64', '--num-train', '6', '--num-val', '2'
-    ],
-                          cwd=root,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+        osp.join('data', 'demo'), '--size', '64', '--num-train', '6',
+        '--num-val', '2'
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=root,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr
     return root
 
