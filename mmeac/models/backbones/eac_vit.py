@@ -171,7 +171,8 @@ class EACViT(BaseModule):
         self.coord_updates = nn.ModuleList(
             [CoreCoordUpdate(dims) for _ in range(self.num_layers - 1)])
 
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.layers = nn.ModuleList([
             EACBlock(
                 dims,

@@ -61,7 +61,9 @@ def farthest_point_coords(num_points: int,
         raise ValueError(f'cannot pick {num_points} points from a pool of '
                          f'{pool_size}')
     gen = torch.Generator().manual_seed(seed)
-    pool = (torch.rand(pool_size, 2, generator=gen, dtype=torch.float64) * 2 -
+    # on the CPU whatever the default device (e.g. a meta-device build)
+    pool = (torch.rand(
+        pool_size, 2, generator=gen, dtype=torch.float64, device='cpu') * 2 -
             1) * coord_range
     picked = [int(pool.norm(dim=1).argmin())]
     dist = (pool - pool[picked[0]]).norm(dim=1)
