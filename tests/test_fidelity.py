@@ -190,3 +190,105 @@ def test_autocast_error_at_the_authors_level(eac_s, dtype, bound,
         with torch.autocast('cpu', dtype=dtype):
             (low, _), = eac_s(x)
     assert _rel(low, ref) > 1.5 * err
+
+
+# ------------------------------------------------- one budget per opt. step
+class _Data(torch.utils.data.Dataset):
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, idx):
+        g = torch.Generator().manual_seed(idx)
+        return dict(inputs=torch.randn(3, 32, 32, generator=g))
+
+
+def _budgets_through_runner(tmp_path, accumulate, hooks):
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Net(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = EACViT(
+                arch=TINY, max_cores=32, out_type='cls_token')
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            # two backbone calls in one step (two views) share a budget
+            a = self.backbone(inputs)[0]
+            first = self.backbone.last_num_cores
+            b = self.backbone(inputs.flip(-1))[0]
+            assert self.backbone.last_num_cores == first or not hooks
+            return dict(loss=(a - b).square().mean() + a.mean())
+
+    seen = []
+
+    class Record(Hook):
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            seen.append(runner.model.backbone.last_num_cores)
+
+    runner = Runner(
+        model=Net(),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=_Data(),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2,
+            num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(
+            optimizer=dict(type='SGD', lr=0.01),
+            accumulative_counts=accumulate),
+        train_cfg=dict(by_epoch=False, max_iters=16),
+        custom_hooks=hooks + [dict(type=Record, priority='LOWEST')],
+        default_hooks=dict(logger=None, checkpoint=None),
+        randomness=dict(seed=0),
+        default_scope='mmengine')
+    runner.train()
+    return seen
+
+
+def test_one_budget_per_optimizer_step_with_accumulation(tmp_path):
+    import mmeac  # noqa: F401  (registers the hook)
+    hook = [dict(type='EACRandomnessHook')]
+    per_step = _budgets_through_runner(tmp_path / 'a', 2, hook)
+    assert len(per_step) == 16
+    pairs = [per_step[i:i + 2] for i in range(0, 16, 2)]
+    assert all(a == b for a, b in pairs), per_step
+    assert len({a for a, _ in pairs}) > 1, per_step  # still varies
+    # without accumulation: a new budget every iteration
+    plain = _budgets_through_runner(tmp_path / 'b', 1, hook)
+    assert any(a != b for a, b in zip(plain[::2], plain[1::2])), plain
+    # without the hook (a plain PyTorch loop's behaviour), every forward
+    # draws, so the budget changes inside an accumulated step
+    free = _budgets_through_runner(tmp_path / 'c', 2, [])
+    assert any(a != b for a, b in zip(free[::2], free[1::2])), free
+
+
+def test_drop_path_masks_survive_activation_checkpointing():
+    """The recomputation under with_cp draws the masks the forward drew
+    (the generator state travels with the checkpointed call)."""
+    a = tiny(train_num_cores=16, drop_path_rate=0.5)
+    b = tiny(train_num_cores=16, drop_path_rate=0.5, with_cp=True)
+    b.load_state_dict(a.state_dict())
+    state = a.rng_state()
+    b.load_rng_state(state)
+    x = torch.randn(4, 3, 32, 32)
+    w = torch.randn(4, 32, 2, 2)  # (a plain sum after the LN is constant)
+    grads = []
+    for model in (a, b):
+        model.train()
+        (model(x)[0] * w).sum().backward()
+        grads.append(model.layers[1].attn.qkv.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+    # the masks did drop something (else the test proves nothing)
+    c = tiny(train_num_cores=16, drop_path_rate=0.0)
+    c.load_state_dict(a.state_dict())
+    c.load_rng_state(state)
+    c.train()
+    (c(x)[0] * w).sum().backward()
+    assert not torch.allclose(c.layers[1].attn.qkv.weight.grad, grads[0])
