@@ -92,12 +92,15 @@ class EACViT(BaseModule):
         with_cp (bool): Activation checkpointing. Defaults to False.
         attn_cfg (dict, optional): Attention module config (``MODELS``);
             defaults to ``dict(type='CorePeripheryAttention')``.
-        rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs.
+        rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs
+            (``zero_freq_ratio``, training-time ``shift``, ``rescale``,
+            ``jitter``).
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an mmeac or authors' checkpoint and requires every tensor to
             fit this architecture (a ``ValueError`` names the keys that do
-            not).
+            not) and the RoPE settings an authors' or converted file records
+            to equal ``rope_cfg``'s (a ``ValueError`` names the setting).
     """
     arch_zoo = ARCH_ZOO
     default_budget_weights = (1, 1, 2, 2, 3, 3, 4, 4)
