@@ -292,3 +292,41 @@ def test_drop_path_masks_survive_activation_checkpointing():
     c.train()
     (c(x)[0] * w).sum().backward()
     assert not torch.allclose(c.layers[1].attn.qkv.weight.grad, grads[0])
+
+
+def test_randomness_hook_restores_on_resume_only():
+    from types import SimpleNamespace
+
+    from mmeac.engine import EACRandomnessHook, add_randomness_hook
+    net = torch.nn.Module()
+    net.backbone = tiny(drop_path_rate=0.2).train()
+    x = torch.randn(1, 3, 32, 32)
+    net.backbone(x)
+    hook = EACRandomnessHook()
+    runner = SimpleNamespace(model=net, _resume=True, _randomness_cfg={})
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    saved = ckpt['eac_rng_state']
+    assert set(saved['backbones']) == {'backbone'}
+    expect = [net.backbone(x)[0] for _ in range(2)]
+    torch_next = torch.rand(3)
+
+    # load_from (not a resume): nothing restored
+    hook.after_load_checkpoint(SimpleNamespace(_resume=False), ckpt)
+    hook.before_train(runner)
+    assert not torch.equal(net.backbone(x)[0], expect[0])
+    # resume: the backbone's and the global streams continue as saved
+    hook.after_load_checkpoint(runner, ckpt)
+    hook.before_train(runner)
+    assert net.backbone.budget_per_step
+    net.backbone.begin_optim_step()
+    assert torch.equal(net.backbone(x)[0], expect[0])
+    assert torch.equal(torch.rand(3), torch_next)
+
+    from mmengine.config import Config
+    cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
+    add_randomness_hook(cfg)
+    add_randomness_hook(cfg)  # once only
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'EMAHook', 'EACRandomnessHook'
+    ]
