@@ -260,6 +260,9 @@ def build_runner(cfg: Config):
     """Build the runner (``cfg.runner_type`` if set, else MMEngine's)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from mmeac.engine import add_randomness_hook
+    add_randomness_hook(cfg)  # exact resume, one budget per optimizer step
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -12,7 +12,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.dist import broadcast, get_world_size
+from mmengine.dist import broadcast, get_rank, get_world_size
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
@@ -21,9 +21,24 @@ from torch import Tensor, nn
 
 from ..layers import AxialRoPE2D, EACBlock, farthest_point_coords
 from ..utils.dropin_checks import check_in_model
-from .veca_checkpoint import ARCH_ZOO, load_veca_or_mmeac
+from .veca_checkpoint import (ARCH_ZOO, load_veca_or_mmeac,
+                              rope_settings_mismatch)
 
 __all__ = ['EACViT', 'CoreCoordUpdate']
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix_seed(*values: int) -> int:
+    """A 63-bit seed mixing ``values`` (splitmix64 rounds)."""
+    h = 0x9E3779B97F4A7C15
+    for value in values:
+        z = (h ^ (int(value) & _MASK64)) + 0x9E3779B97F4A7C15
+        z &= _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h = z ^ (z >> 31)
+    return h & ((1 << 63) - 1)
 
 
 class CoreCoordUpdate(nn.Module):
@@ -84,7 +99,9 @@ class EACViT(BaseModule):
         with_cp (bool): Activation checkpointing. Defaults to False.
         attn_cfg (dict, optional): Attention module config (``MODELS``);
             defaults to ``dict(type='CorePeripheryAttention')``.
-        rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs.
+        rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs
+            (``zero_freq_ratio``, training-time ``shift``, ``rescale``,
+            ``jitter``).
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         pretrained (str, optional): Checkpoint path, as mmseg backbones
             take it (mmseg's ``EncoderDecoder`` passes ``model.pretrained``
@@ -95,7 +112,8 @@ class EACViT(BaseModule):
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an mmeac or authors' checkpoint and requires every tensor to
             fit this architecture (a ``ValueError`` names the keys that do
-            not).
+            not) and the RoPE settings an authors' or converted file records
+            to equal ``rope_cfg``'s (a ``ValueError`` names the setting).
     """
     # name -> settings, with aliases as in mmpretrain's ViT
     arch_zoo = {
@@ -199,7 +217,8 @@ class EACViT(BaseModule):
         self.coord_updates = nn.ModuleList(
             [CoreCoordUpdate(dims) for _ in range(self.num_layers - 1)])
 
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, self.num_layers, device='cpu').tolist()
         self.layers = nn.ModuleList([
             EACBlock(
                 dims,
@@ -212,6 +231,7 @@ class EACViT(BaseModule):
         ])
         self.ln_final = nn.LayerNorm(dims, eps=norm_eps)
         self.rope = AxialRoPE2D(dims // self.num_heads, **(rope_cfg or {}))
+        self._init_training_rng()
         self._freeze_stages()
         # once, on the first forward inside a model: does the model's neck
         # or head take what this backbone gives? (one-line error otherwise)
@@ -280,20 +300,94 @@ class EACViT(BaseModule):
         self.train_budgets = budgets
         self.train_budget_weights = tuple(float(w) for w in weights)
 
-    def sample_train_budget(self) -> int:
-        """Draw this iteration's budget; identical on every process.
+    # ------------------------------------------------------- training RNG
+    def _init_training_rng(self) -> None:
+        """Own generators for the training-time random draws.
 
-        Rank 0 draws from ``train_budgets`` with ``train_budget_weights`` and
-        broadcasts, so that all ranks of a distributed run drop the same
-        cores.
+        * budgets: one generator, seeded alike on every rank (rank 0's draw
+          is broadcast as well), so every process drops the same cores;
+        * coordinate augmentation and drop path: one generator reseeded
+          before each train-mode forward from ``(seed, rank, count)``, so
+          every rank draws its own augmentation, as the authors' do.
+
+        The seed comes from ``torch.initial_seed()`` at the first training
+        forward (MMEngine's ``randomness`` seed). :meth:`rng_state` /
+        :meth:`load_rng_state` (used by ``EACRandomnessHook``) carry them
+        through a checkpoint, so a resumed run draws what an uninterrupted
+        one would. Nothing of this is in the state dict.
+        """
+        self._rng_seed: Optional[int] = None
+        self._budget_gen = torch.Generator()
+        self._aug_gen = torch.Generator()
+        self._aug_count = 0
+        #: Set by ``EACRandomnessHook``: keep one budget per optimizer step
+        #: (until :meth:`begin_optim_step`) instead of one per forward.
+        self.budget_per_step = False
+        self._step_budget: Optional[int] = None
+        for layer in self.layers:
+            layer.drop_path.generator = self._aug_gen
+
+    def _seed_training_rng(self, seed: Optional[int] = None) -> None:
+        if seed is None:
+            seed = torch.initial_seed()
+        self._rng_seed = int(seed)
+        self._budget_gen.manual_seed(_mix_seed(self._rng_seed, 0xB0D9E7))
+        self._aug_count = 0
+
+    def _next_aug_generator(self) -> torch.Generator:
+        """Reseed the augmentation generator for this forward (per rank)."""
+        if self._rng_seed is None:
+            self._seed_training_rng()
+        self._aug_gen.manual_seed(
+            _mix_seed(self._rng_seed, 0xA06, get_rank(), self._aug_count))
+        self._aug_count += 1
+        return self._aug_gen
+
+    def rng_state(self) -> dict:
+        """The training RNG state (identical on every rank)."""
+        if self._rng_seed is None:
+            self._seed_training_rng()
+        return dict(
+            seed=self._rng_seed,
+            aug_count=self._aug_count,
+            budget=self._budget_gen.get_state(),
+            step_budget=self._step_budget)
+
+    def load_rng_state(self, state: dict) -> None:
+        """Restore what :meth:`rng_state` returned."""
+        self._rng_seed = int(state['seed'])
+        self._aug_count = int(state['aug_count'])
+        self._budget_gen.set_state(state['budget'].cpu())
+        self._step_budget = state.get('step_budget')
+
+    def begin_optim_step(self) -> None:
+        """Mark an optimizer-step boundary: with ``budget_per_step`` the next
+        training forward draws a new budget, later ones reuse it."""
+        self._step_budget = None
+
+    def sample_train_budget(self) -> int:
+        """Draw this step's budget; identical on every process.
+
+        Drawn from the model's own budget generator with
+        ``train_budget_weights``; rank 0's draw is broadcast, so all ranks of
+        a distributed run drop the same cores. With ``budget_per_step`` (set
+        by ``EACRandomnessHook``) one budget serves every forward until the
+        next :meth:`begin_optim_step`, as with gradient accumulation.
         """
         if self.train_num_cores is not None:
             return self.train_num_cores
+        if self.budget_per_step and self._step_budget is not None:
+            return self._step_budget
+        if self._rng_seed is None:
+            self._seed_training_rng()
         weights = torch.tensor(self.train_budget_weights)
-        idx = torch.multinomial(weights, 1)
+        idx = torch.multinomial(weights, 1, generator=self._budget_gen)
         if get_world_size() > 1:
             broadcast(idx, src=0)
-        return self.train_budgets[int(idx)]
+        budget = self.train_budgets[int(idx)]
+        if self.budget_per_step:
+            self._step_budget = budget
+        return budget
 
     # ------------------------------------------------------------- freezing
     def _frozen_modules(self) -> List[nn.Module]:
@@ -353,7 +447,9 @@ class EACViT(BaseModule):
             ValueError: Naming missing keys, unexpected keys and shape
                 mismatches when the checkpoint does not fit this model.
         """
-        state = load_veca_or_mmeac(checkpoint, prefix)
+        state, settings = load_veca_or_mmeac(
+            checkpoint, prefix, with_settings=True)
+        self._check_checkpoint_settings(checkpoint, settings)
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -372,6 +468,22 @@ class EACViT(BaseModule):
             )
         self.load_state_dict(state, strict=True)
         print_log(f'EACViT: loaded {checkpoint}', logger='current')
+
+    def _check_checkpoint_settings(self, checkpoint: str,
+                                   settings: dict) -> None:
+        """Refuse a checkpoint whose recorded RoPE settings differ."""
+        stored = settings.get('rope_cfg')
+        if stored is None:
+            return
+        diff = rope_settings_mismatch(stored, self.rope.settings())
+        if diff:
+            name, (ckpt_value, own_value) = next(iter(diff.items()))
+            want = ', '.join(f'{k}={v[0]!r}' for k, v in diff.items())
+            raise ValueError(
+                f'checkpoint {checkpoint} was trained with RoPE {name}='
+                f'{ckpt_value!r} but this EACViT has {name}={own_value!r}; '
+                f'build it with rope_cfg=dict({want}) to use this '
+                'checkpoint')
 
     # -------------------------------------------------------------- forward
     def get_layer_depth(self, param_name: str,
@@ -436,14 +548,22 @@ class EACViT(BaseModule):
         num_cores = (self.sample_train_budget()
                      if self.training else self.num_cores)
         self.last_num_cores = num_cores
+        gen = None
+        if self.training and not torch.compiler.is_compiling():
+            gen = self._next_aug_generator()  # coords and drop path
         b = x.shape[0]
         patches = self.patch_embed.proj(x)
         hw = tuple(patches.shape[-2:])
         patches = patches.flatten(2).transpose(1, 2)
         cores, rho = self._cores(num_cores, b)
-        tokens = torch.cat([cores.to(patches.dtype), patches], dim=1)
+        # float32 cores + 16-bit patches (autocast) -> a float32 residual
+        # stream, as in the authors' model; the blocks' matmuls still run
+        # in the autocast dtype
+        dtype = torch.promote_types(cores.dtype, patches.dtype)
+        tokens = torch.cat([cores.to(dtype), patches.to(dtype)], dim=1)
         patch_rope = self.rope.patch_tables(
-            hw[0], hw[1], x.device, augment=self.training).expand(b, -1, -1)
+            hw[0], hw[1], x.device, augment=self.training,
+            generator=gen).expand(b, -1, -1)
 
         outs = []
         for i, layer in enumerate(self.layers):

@@ -16,7 +16,9 @@ from torch import Tensor
 __all__ = [
     'ARCH_ZOO', 'is_veca_state_dict', 'strip_veca_prefixes',
     'veca_arch_from_checkpoint', 'convert_veca_state_dict',
-    'convert_veca_checkpoint', 'arch_name'
+    'convert_veca_checkpoint', 'arch_name', 'veca_output_proj',
+    'describe_output_proj',
+    'rope_settings_mismatch'
 ]
 
 #: Released sizes (patch 16, 64 cores).
@@ -111,9 +113,6 @@ def veca_arch_from_checkpoint(ckpt: dict) -> dict:
         if key in config and int(config[key]) != stored:
             raise ValueError(f'config {key}={config[key]} disagrees with the '
                              f'weights ({stored})')
-    if 'output_proj.weight' in state:
-        raise ValueError('VECA checkpoint has a non-identity "output_proj" '
-                         '(keys output_proj.*), which EACViT does not model')
     patch = state['patch_embed.proj.weight']
     max_cores = num_chunks * chunk
     budgets = tuple(
@@ -133,12 +132,58 @@ def veca_arch_from_checkpoint(ckpt: dict) -> dict:
         core_chunk=chunk,
         patch_size=int(patch.shape[-1]),
         in_channels=int(patch.shape[1]),
-        rope_cfg=dict(
-            zero_freq_ratio=float(config.get('rope_p_zero_freqs', 0.125)),
-            shift=float(config.get('rope_shift_coords') or 0.0),
-            rescale=float(config.get('rope_rescale_coords') or 1.0)),
+        rope_cfg=_rope_cfg(config),
         train_budgets=budgets,
         train_budget_weights=weights)
+
+
+def _rope_cfg(config: dict) -> dict:
+    """``AxialRoPE2D`` kwargs from an authors' config (missing: defaults;
+    ``None`` shift / rescale / jitter: off)."""
+    jitter = config.get('rope_jitter_coords', None)
+    return dict(
+        zero_freq_ratio=float(config.get('rope_p_zero_freqs', 0.125)),
+        shift=float(config.get('rope_shift_coords', 0.08) or 0.0),
+        rescale=float(config.get('rope_rescale_coords', 2.0) or 1.0),
+        jitter=None if jitter is None else float(jitter))
+
+
+def _normalised_rope(cfg: dict) -> dict:
+    """Settings with every "off" spelled one way (shift 0, rescale 1,
+    jitter None) and the defaults filled in."""
+    out = dict(base=100.0, zero_freq_ratio=0.125, shift=0.08, rescale=2.0,
+               jitter=None)
+    out.update({k: v for k, v in cfg.items() if k in out})
+    out['shift'] = float(out['shift'] or 0.0)
+    out['rescale'] = float(out['rescale'] or 1.0)
+    if out['rescale'] <= 1:
+        out['rescale'] = 1.0
+    if out['jitter'] is not None and float(out['jitter']) <= 1:
+        out['jitter'] = None
+    return out
+
+
+def rope_settings_mismatch(stored: dict, model: dict) -> Dict[str, tuple]:
+    """RoPE settings on which a checkpoint and a model disagree.
+
+    Args:
+        stored (dict): The checkpoint's ``rope_cfg``.
+        model (dict): ``AxialRoPE2D.settings()`` of the model.
+
+    Returns:
+        dict: ``name -> (checkpoint value, model value)``; empty if they
+        agree.
+    """
+    a, b = _normalised_rope(stored), _normalised_rope(model)
+    out = {}
+    for key in a:
+        va, vb = a[key], b[key]
+        same = (va is None and vb is None) or (
+            va is not None and vb is not None
+            and abs(float(va) - float(vb)) <= 1e-9 * max(1.0, abs(va)))
+        if not same:
+            out[key] = (va, vb)
+    return out
 
 
 def arch_name(arch: dict) -> str:
@@ -188,8 +233,7 @@ def convert_veca_state_dict(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
             elif not re.match(r'attn\.[qkv]_proj\.(weight|bias)$', rest):
                 raise ValueError(f'unknown VECA key {key!r}')
         elif key.startswith('output_proj.'):
-            raise ValueError(f'VECA key {key!r}: a non-identity output '
-                             'projection is not supported')
+            continue  # distillation head, see veca_output_proj()
         else:
             raise ValueError(f'unknown VECA key {key!r}')
     for i in range(num_layers):
@@ -204,6 +248,29 @@ def convert_veca_state_dict(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
+def veca_output_proj(ckpt: dict) -> Dict[str, Tensor]:
+    """The ``output_proj.*`` tensors of an authors' checkpoint (``weight``,
+    ``bias``), empty when it has none.
+
+    It is the distillation head mapping the student width to the teacher's
+    (e.g. 384 -> 768); the backbone's features do not use it.
+    """
+    state, _ = _unwrap(ckpt)
+    return {
+        k[len('output_proj.'):]: v
+        for k, v in state.items() if k.startswith('output_proj.')
+    }
+
+
+def describe_output_proj(proj: Dict[str, Tensor]) -> str:
+    """One line about a dropped or set-aside ``output_proj``."""
+    weight = proj.get('weight')
+    shape = '' if weight is None else (
+        f' {weight.shape[1]}->{weight.shape[0]}')
+    return (f'output_proj{shape} (the distillation projection to the '
+            'teacher width) is not part of the backbone')
+
+
 def convert_veca_checkpoint(ckpt: dict) -> Tuple[Dict[str, Tensor], dict]:
     """Convert a loaded authors' checkpoint.
 
@@ -216,7 +283,8 @@ def convert_veca_checkpoint(ckpt: dict) -> Tuple[Dict[str, Tensor], dict]:
 
 
 def load_veca_or_mmeac(path: str,
-                       prefix: Optional[str] = None) -> Dict[str, Tensor]:
+                       prefix: Optional[str] = None,
+                       with_settings: bool = False):
     """Backbone state dict from an authors' or an mmeac checkpoint file.
 
     Args:
@@ -225,12 +293,31 @@ def load_veca_or_mmeac(path: str,
             ``'backbone.'`` for a whole-model checkpoint) and strip it. When
             None, a whole-model checkpoint (keys ``backbone.*``) is reduced to
             its backbone automatically.
+        with_settings (bool): Also return the settings the file records
+            beyond its tensors: ``{'rope_cfg': ...}`` for an authors' file
+            or one converted by ``veca2mmeac.py``, else ``{}``.
+
+    Returns:
+        dict | tuple: The state dict, or ``(state dict, settings)``.
     """
+    from mmengine.logging import print_log
     from mmengine.runner.checkpoint import CheckpointLoader
     ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     if isinstance(ckpt, dict) and is_veca_state_dict(
             ckpt.get('student', ckpt.get('state_dict', ckpt))):
-        return convert_veca_checkpoint(ckpt)[0]
+        state, kwargs = convert_veca_checkpoint(ckpt)
+        proj = veca_output_proj(ckpt)
+        if proj:
+            print_log(f'{path}: ignoring {describe_output_proj(proj)}',
+                      logger='current')
+        settings = dict(rope_cfg=kwargs['rope_cfg'])
+        return (state, settings) if with_settings else state
+    settings = {}
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    if isinstance(meta, dict) and meta.get('source') == 'veca':
+        rope_cfg = (meta.get('eac_vit_kwargs') or {}).get('rope_cfg')
+        if rope_cfg is not None:
+            settings['rope_cfg'] = rope_cfg
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state = strip_veca_prefixes(state)
     if (prefix is None and 'patch_embed.proj.weight' not in state
@@ -244,4 +331,4 @@ def load_veca_or_mmeac(path: str,
         if not state:
             raise ValueError(f'checkpoint {path} has no key under prefix '
                              f'{prefix!r}')
-    return state
+    return (state, settings) if with_settings else state

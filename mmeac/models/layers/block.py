@@ -13,17 +13,32 @@ __all__ = ['EACBlock', 'DropPath']
 
 
 class DropPath(nn.Module):
-    """Stochastic depth per sample (identity when ``p == 0`` or in eval)."""
+    """Stochastic depth per sample (identity when ``p == 0`` or in eval).
 
-    def __init__(self, p: float = 0.0) -> None:
+    Args:
+        p (float): Drop probability. Defaults to 0.
+        generator (torch.Generator, optional): CPU generator the masks are
+            drawn from (``EACViT`` gives its blocks its per-rank augmentation
+            generator); the global RNG when None or while ``torch.compile``
+            traces.
+    """
+
+    def __init__(self,
+                 p: float = 0.0,
+                 generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
         self.p = p
+        self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
         if self.p == 0.0 or not self.training:
             return x
-        keep = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1))
-        keep.bernoulli_(1 - self.p)
+        shape = (x.shape[0], ) + (1, ) * (x.dim() - 1)
+        if self.generator is None or torch.compiler.is_compiling():
+            keep = x.new_empty(shape).bernoulli_(1 - self.p)
+        else:
+            keep = torch.empty(shape).bernoulli_(
+                1 - self.p, generator=self.generator).to(x)
         return x * keep / (1 - self.p)
 
     def extra_repr(self) -> str:
@@ -53,7 +68,8 @@ class EACBlock(nn.Module):
                  norm_eps: float = 1e-5,
                  with_cp: bool = False) -> None:
         super().__init__()
-        attn_cfg = copy.deepcopy(attn_cfg or dict(type='CorePeripheryAttention'))
+        attn_cfg = copy.deepcopy(attn_cfg
+                                 or dict(type='CorePeripheryAttention'))
         attn_cfg.update(embed_dims=embed_dims, num_heads=num_heads)
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = MODELS.build(attn_cfg)
@@ -62,20 +78,45 @@ class EACBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.with_cp = with_cp
 
+    @staticmethod
+    def _residual(x: Tensor, branch: Tensor) -> Tensor:
+        """``x + branch`` in ``x``'s dtype or wider.
+
+        Under autocast the branch comes out of a 16-bit matmul while the
+        residual stream stays float32 (as in the authors' model); without
+        autograd the sum goes into the branch's fresh buffer when the dtypes
+        agree rather than allocating a third tensor.
+        """
+        if torch.is_grad_enabled() or branch.dtype != x.dtype:
+            return x + branch
+        return branch.add_(x)
+
     def _forward(self, x: Tensor, num_cores: int,
                  rope: Tensor) -> Tensor:
-        if not torch.is_grad_enabled():
-            # inference: add the residual into the branch's fresh output
-            # rather than allocating a third tensor
-            x = self.drop_path(self.attn(self.ln1(x), num_cores,
-                                         rope)).add_(x)
-            return self.drop_path(self.ffn(self.ln2(x))).add_(x)
-        x = x + self.drop_path(self.attn(self.ln1(x), num_cores, rope))
-        return x + self.drop_path(self.ffn(self.ln2(x)))
+        x = self._residual(
+            x, self.drop_path(self.attn(self.ln1(x), num_cores, rope)))
+        return self._residual(x, self.drop_path(self.ffn(self.ln2(x))))
+
+    def _forward_from(self, x: Tensor, num_cores: int, rope: Tensor,
+                      gen_state: Optional[Tensor]) -> Tensor:
+        """:meth:`_forward` with the drop-path generator at ``gen_state``,
+        so that the checkpointed recomputation draws the same masks."""
+        if gen_state is not None:
+            self.drop_path.generator.set_state(gen_state)
+        return self._forward(x, num_cores, rope)
 
     def forward(self, x: Tensor, num_cores: int,
                 rope: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
+            gen = self.drop_path.generator
+            gen_state = (
+                gen.get_state() if gen is not None and self.training
+                and self.drop_path.p > 0 else None)
             return cp.checkpoint(
-                self._forward, x, num_cores, rope, use_reentrant=False)
+                self._forward_from,
+                x,
+                num_cores,
+                rope,
+                gen_state,
+                use_reentrant=False)
         return self._forward(x, num_cores, rope)

@@ -61,7 +61,9 @@ def farthest_point_coords(num_points: int,
         raise ValueError(f'cannot pick {num_points} points from a pool of '
                          f'{pool_size}')
     gen = torch.Generator().manual_seed(seed)
-    pool = (torch.rand(pool_size, 2, generator=gen, dtype=torch.float64) * 2 -
+    # on the CPU whatever the default device (e.g. a meta-device build)
+    pool = (torch.rand(
+        pool_size, 2, generator=gen, dtype=torch.float64, device='cpu') * 2 -
             1) * coord_range
     picked = [int(pool.norm(dim=1).argmin())]
     dist = (pool - pool[picked[0]]).norm(dim=1)
@@ -75,15 +77,23 @@ def farthest_point_coords(num_points: int,
 class AxialRoPE2D(nn.Module):
     """Angle tables of the axial 2D RoPE.
 
+    Training-time augmentation of the patch coordinates follows the authors'
+    order, one draw per batch: ``coords + shift`` (``U(-shift, shift)`` per
+    axis), then each axis times its own ``exp(U(-ln J, ln J))`` when a jitter
+    ``J`` is set, then both axes times one ``exp(U(-ln R, ln R))``, so the
+    effective shift grows with the rescale.
+
     Args:
         head_dim (int): Channels per head, divisible by 4.
         base (float): Period base. Defaults to 100.
         zero_freq_ratio (float): Fraction ``p`` of frequencies (per axis) set
             to zero, taken from the low-frequency end. Defaults to 0.125.
-        shift (float): Training-time patch coordinate shift bound.
-            Defaults to 0.08.
-        rescale (float): Training-time isotropic rescale bound (factor in
-            ``[1 / rescale, rescale]``, log-uniform). Defaults to 2.0.
+        shift (float): Training-time patch coordinate shift bound; 0 turns
+            it off. Defaults to 0.08.
+        rescale (float): Training-time isotropic rescale bound ``R`` (factor
+            in ``[1 / R, R]``, log-uniform); 1 turns it off. Defaults to 2.0.
+        jitter (float, optional): Training-time per-axis rescale bound ``J``
+            (off in the released models). Defaults to None.
     """
 
     def __init__(self,
@@ -91,11 +101,18 @@ class AxialRoPE2D(nn.Module):
                  base: float = 100.0,
                  zero_freq_ratio: float = 0.125,
                  shift: float = 0.08,
-                 rescale: float = 2.0) -> None:
+                 rescale: float = 2.0,
+                 jitter: Optional[float] = None) -> None:
         super().__init__()
         if head_dim % 4 != 0:
             raise ValueError(f'RoPE needs head_dim divisible by 4, got '
                              f'{head_dim}')
+        for name, value in (('rescale', rescale), ('jitter', jitter)):
+            if value is not None and value < 1:
+                raise ValueError(f'RoPE {name} must be >= 1 (a factor '
+                                 f'bound), got {value}')
+        if shift < 0:
+            raise ValueError(f'RoPE shift must be >= 0, got {shift}')
         num_freqs = head_dim // 4
         idx = torch.arange(num_freqs, dtype=torch.float64)
         periods = base**(2 * idx / (head_dim // 2))
@@ -105,9 +122,21 @@ class AxialRoPE2D(nn.Module):
             omega[num_freqs - num_zero:] = 0.0
         self.register_buffer('omega', omega.float(), persistent=False)
         self.head_dim = head_dim
+        self.base = base
+        self.zero_freq_ratio = zero_freq_ratio
         self.shift = shift
         self.rescale = rescale
+        self.jitter = jitter
         self._patch_cache: Dict[tuple, Tensor] = {}
+
+    def settings(self) -> Dict[str, Optional[float]]:
+        """The settings a checkpoint must agree with (see ``EACViT``)."""
+        return dict(
+            base=float(self.base),
+            zero_freq_ratio=float(self.zero_freq_ratio),
+            shift=float(self.shift),
+            rescale=float(self.rescale),
+            jitter=None if self.jitter is None else float(self.jitter))
 
     def tables(self, coords: Tensor) -> Tensor:
         """Complex rotations ``[..., head_dim / 2]`` for ``[..., 2]`` coords.
@@ -126,6 +155,38 @@ class AxialRoPE2D(nn.Module):
         grid_y, grid_x = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing='ij')
         return torch.stack([grid_x, grid_y], dim=-1).flatten(0, 1)
 
+    def draw_augmentation(
+            self,
+            generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        """One batch's augmentation draws (CPU float32 tensors).
+
+        Returns:
+            dict: ``shift`` [2], ``jitter`` [2] and ``scale`` [1]
+            (multiplicative factors; ones where the setting is off). Drawn in
+            that order from ``generator`` (the global RNG when None or while
+            ``torch.compile`` traces, which cannot take a generator).
+        """
+        if torch.compiler.is_compiling():
+            generator = None
+
+        def uniform(n: int, bound: float) -> Tensor:
+            return (torch.rand(n, generator=generator) * 2 - 1) * bound
+
+        shift = uniform(2, self.shift) if self.shift else torch.zeros(2)
+        jitter, scale = torch.ones(2), torch.ones(1)
+        if self.jitter is not None and self.jitter > 1:
+            jitter = uniform(2, math.log(self.jitter)).exp()
+        if self.rescale is not None and self.rescale > 1:
+            scale = uniform(1, math.log(self.rescale)).exp()
+        return dict(shift=shift, jitter=jitter, scale=scale)
+
+    @staticmethod
+    def augment_coords(coords: Tensor, draws: Dict[str, Tensor]) -> Tensor:
+        """``(coords + shift) * jitter * scale`` (the authors' order)."""
+        dev = coords.device
+        return ((coords + draws['shift'].to(dev)) * draws['jitter'].to(dev) *
+                draws['scale'].to(dev))
+
     def patch_tables(self,
                      h: int,
                      w: int,
@@ -136,8 +197,8 @@ class AxialRoPE2D(nn.Module):
         """Patch rotations ``[h * w, head_dim / 2]`` (complex).
 
         Without ``augment`` they are computed once per ``(h, w, device)`` and
-        cached. With ``augment`` (training) the coordinates get one random
-        shift per axis and one isotropic rescale for the whole batch.
+        cached. With ``augment`` (training) the coordinates get one draw of
+        :meth:`draw_augmentation` for the whole batch.
         """
         if not augment:
             key = (h, w, str(device), self.omega.device)
@@ -145,11 +206,8 @@ class AxialRoPE2D(nn.Module):
                 self._patch_cache[key] = self.tables(
                     self.patch_coords(h, w, device))
             return self._patch_cache[key]
-        coords = self.patch_coords(h, w, device)
-        shift = (torch.rand(2, generator=generator) * 2 - 1) * self.shift
-        log_s = (torch.rand(1, generator=generator) * 2 - 1) * math.log(
-            self.rescale)
-        coords = coords * log_s.exp().to(device) + shift.to(device)
+        coords = self.augment_coords(
+            self.patch_coords(h, w, device), self.draw_augmentation(generator))
         return self.tables(coords)
 
     def _apply(self, fn, recurse=True):
