@@ -1,5 +1,7 @@
 """mmeac.datasets: built-in synthetic data in the ADE20K, COCO and ImageNet
-layouts (see :mod:`mmeac.datasets.synthetic`)."""
+layouts (see :mod:`mmeac.datasets.synthetic`), and the multi-resolution
+batch sampler / dataset wrapper (:mod:`mmeac.datasets.multires`)."""
+from .multires import MultiResolutionBatchSampler, MultiResolutionDataset
 from .synthetic import (ADE_BACKGROUND_ID, ADE_CLASS_IDS, COCO_CLASSES,
                         DATASET_DIRS, IMAGENET_CLASSES, IMAGENET_LABELS,
                         SHAPE_CLASSES, BuiltinDataExistsError, ShapeClass,
@@ -10,5 +12,6 @@ __all__ = [
     'ADE_BACKGROUND_ID', 'ADE_CLASS_IDS', 'COCO_CLASSES', 'DATASET_DIRS',
     'IMAGENET_CLASSES', 'IMAGENET_LABELS', 'SHAPE_CLASSES',
     'BuiltinDataExistsError', 'ShapeClass', 'make_ade20k', 'make_all',
-    'make_coco', 'make_imagenet', 'parse_size'
+    'make_coco', 'make_imagenet', 'parse_size',
+    'MultiResolutionBatchSampler', 'MultiResolutionDataset'
 ]
