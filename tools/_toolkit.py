@@ -175,7 +175,10 @@ def check_eac_backbones(cfg: Config) -> None:
     # checkpoint, grid alignment) before the runner writes anything
     model_cfg = cfg.get('model', None)
     kind = model_cfg.get('type', None) if isinstance(model_cfg, dict) else None
-    model_cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    try:
+        model_cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # an unknown scope: the runner will report it
+        model_cls = None
     preflight = getattr(model_cls, 'preflight', None)
     if callable(preflight):
         try:
