@@ -458,3 +458,26 @@ def test_eac_teacher_pair_output(tmp_path):
     torch.testing.assert_close(fmap, t_map)
     torch.testing.assert_close(glob, t_glob)
     assert (model.proj.in_features, model.proj.out_features) == (16, 32)
+
+
+def test_unalignable_grids_and_bad_sampler_args(teacher_ckpt):
+    from mmeac.datasets import (MultiResolutionBatchSampler,
+                                MultiResolutionDataset)
+    model = _distiller(teacher_ckpt)
+    # a 4x4 teacher grid cannot be stretched onto a 4x8 student grid
+    with pytest.raises(ValueError, match='different aspect ratios'):
+        model._align(torch.zeros(1, 24, 4, 4), (4, 8), (32, 64))
+    # within 15 %: interpolated
+    assert model._align(torch.zeros(1, 24, 9, 10), (4, 4),
+                        (32, 32)).shape == (1, 24, 4, 4)
+    with pytest.raises(ValueError, match='one positive int per resolution'):
+        MultiResolutionBatchSampler(
+            range(8), 2, resolutions=[32, 64], batch_sizes=[2])
+    with pytest.raises(ValueError, match='non-empty list'):
+        MultiResolutionDataset([], resolutions=[], pipeline=[])
+    sampler = MultiResolutionBatchSampler(
+        range(7), 2, resolutions=[32, 64], batch_sizes=[3, 1], drop_last=False)
+    batches = list(sampler)
+    assert batches == [[(0, 32), (1, 32), (2, 32)], [(3, 64)],
+                       [(4, 32), (5, 32), (6, 32)]]
+    assert len(sampler) == 3
