@@ -171,6 +171,20 @@ def check_eac_backbones(cfg: Config) -> None:
             MODELS.build(backbone_cfg)
         except ValueError as err:
             raise ToolError(f'{where}: {err}') from None
+    # a model class may check its whole config (e.g. EACDistiller: teacher
+    # checkpoint, grid alignment) before the runner writes anything
+    model_cfg = cfg.get('model', None)
+    kind = model_cfg.get('type', None) if isinstance(model_cfg, dict) else None
+    try:
+        model_cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    except Exception:  # an unknown scope: the runner will report it
+        model_cls = None
+    preflight = getattr(model_cls, 'preflight', None)
+    if callable(preflight):
+        try:
+            preflight(copy.deepcopy(dict(model_cfg)))
+        except ValueError as err:
+            raise ToolError(f'model: {err}') from None
 
 
 def _replace_syncbn(obj) -> int:
