@@ -17,13 +17,15 @@ import logging
 import os
 import os.path as osp
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _toolkit import (  # noqa: E402
-    LAUNCHERS, ToolError, build_runner, check_data_roots, check_eac_backbones,
+    LAUNCHERS, NewPaths, ToolError, build_runner, check_checkpoint,
+    check_data_roots, check_eac_backbones, check_samples, check_writable,
     default_work_dir, fail, finish_distributed, import_mmeac, load_config,
-    setup_launcher)
+    setup_launcher, use_safe_checkpoints, warn)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -41,7 +43,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from CHECKPOINT; without a value, resume from the '
-        'latest checkpoint in the work dir')
+        'newest readable checkpoint in the work dir (unreadable ones are '
+        'skipped with a warning; none: train from the start)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help="load only the tensors of the config's load_from checkpoint "
+        'that fit the model (by name and shape, a backbone-only file into '
+        'its backbone) and list what was skipped; without it a checkpoint '
+        'that does not fit the model exactly is an error')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -89,8 +99,18 @@ def main(argv=None) -> None:
                     level=logging.WARNING)
 
         if args.resume == 'auto':
-            cfg.resume = True
-            cfg.load_from = None
+            from mmeac.engine.checkpoint import find_resume_checkpoint
+            found, skipped = find_resume_checkpoint(cfg.work_dir)
+            for msg in skipped:
+                warn(sys.argv[0], msg)
+            if found is not None:
+                cfg.resume = True
+                cfg.load_from = found
+            else:
+                warn(
+                    sys.argv[0], 'no checkpoint to resume from in '
+                    f"'{cfg.work_dir}'; training from the start")
+                cfg.resume = False
         elif args.resume is not None:
             if not osp.isfile(args.resume) and '://' not in args.resume:
                 raise ToolError(
@@ -98,14 +118,38 @@ def main(argv=None) -> None:
                     'exist')
             cfg.resume = True
             cfg.load_from = args.resume
-
+        check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+        if cfg.get('load_from', None):
+            check_checkpoint(
+                cfg,
+                args.config,
+                cfg.load_from,
+                resume=bool(cfg.get('resume', False)),
+                partial=args.partial_load)
+        use_safe_checkpoints(cfg)
+        check_samples(cfg, loaders)
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))
 
-    runner = build_runner(cfg)
-    runner.train()
+    from mmeac.errors import InputError, one_line
+    created = NewPaths(cfg.work_dir)
+    start = time.time()
+    runner = None
+    try:
+        runner = build_runner(cfg)
+        runner.train()
+    except InputError as e:
+        if not _saved_since(cfg.work_dir, start):
+            created.remove(runner)  # nothing of value was written
+        fail(sys.argv[0], one_line(e))
     finish_distributed()
+
+
+def _saved_since(work_dir: str, start: float) -> bool:
+    """Whether this run wrote a checkpoint (``last_checkpoint`` updated)."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    return osp.isfile(pointer) and osp.getmtime(pointer) >= start - 1
 
 
 if __name__ == '__main__':

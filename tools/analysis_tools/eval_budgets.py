@@ -35,8 +35,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from _toolkit import (ToolError, build_runner, check_data_roots,  # noqa: E402
-                      default_work_dir, fail, load_config)
+from _toolkit import (ToolError, build_runner,  # noqa: E402
+                      check_checkpoint, check_data_roots, check_writable,
+                      default_work_dir, fail, import_mmeac, load_config)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -66,6 +67,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=1,
         help='untimed test steps at the start of each budget, on which the '
         'peak memory is measured (default 1)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the tensors of CHECKPOINT that fit the model and '
+        'list what was skipped (default: a checkpoint that does not fit '
+        'exactly is an error)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -196,6 +203,11 @@ def sweep(args: argparse.Namespace) -> dict:
     cfg.work_dir = default_work_dir(
         cfg, args.config, args.work_dir or osp.join('work_dirs',
                                                      'eval_budgets', stem))
+    check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+    check_writable(args.out_dir, '--out-dir', is_dir=True)
+    import_mmeac()
+    check_checkpoint(
+        cfg, args.config, args.checkpoint, partial=args.partial_load)
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
