@@ -563,10 +563,14 @@ class NewPaths:
     """
 
     def __init__(self, *paths: Optional[str]) -> None:
-        self.new = [
-            osp.abspath(p) for p in paths
-            if p and '://' not in p and not osp.lexists(p)
-        ]
+        self.new = []
+        for path in paths:
+            if not path or '://' in path or osp.lexists(path):
+                continue
+            top = osp.abspath(path)  # the highest missing ancestor
+            while not osp.lexists(osp.dirname(top)):
+                top = osp.dirname(top)
+            self.new.append(top)
 
     def remove(self, runner=None) -> None:
         import shutil
