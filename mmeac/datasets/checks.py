@@ -89,14 +89,18 @@ class CheckedCompose(BaseTransform):
             if original is None:
                 original = _size(results)
             if not had_seg and 'gt_seg_map' in results:
+                # a freshly loaded map has its file's size; compare it with
+                # the image file's (test pipelines resize before loading it)
                 seg = results['gt_seg_map']
                 seg_wh = (int(seg.shape[1]), int(seg.shape[0]))
-                if _size(results) is not None and seg_wh != _size(results):
+                ori = results.get('ori_shape', None)
+                img_wh = (int(ori[1]), int(ori[0])) if ori is not None \
+                    else original
+                if img_wh is not None and seg_wh != img_wh:
                     raise DataError(
                         f"annotation '{results.get('seg_map_path', '?')}' is "
                         f'{_px(seg_wh)} but its image '
-                        f"'{results.get('img_path', '?')}' is "
-                        f'{_px(_size(results))}')
+                        f"'{results.get('img_path', '?')}' is {_px(img_wh)}")
         return results
 
     def __repr__(self) -> str:
