@@ -387,8 +387,8 @@ def test_resume_with_empty_last_checkpoint(two_checkpoints, ade, tmp_path):
         assert f.read() == osp.join(work_dir, 'iter_5.pth')
 
 
-def test_explicit_unreadable_resume_is_not_skipped(two_checkpoints, ade,
-                                                    tmp_path):
+def test_explicit_unreadable_resume_is_not_skipped(
+        two_checkpoints, ade, tmp_path):
     work_dir = two_checkpoints
     newest = osp.join(work_dir, 'iter_4.pth')
     with open(newest, 'r+b') as f:

@@ -10,6 +10,6 @@ from .synthetic import (ADE_BACKGROUND_ID, ADE_CLASS_IDS, COCO_CLASSES,
 __all__ = [
     'ADE_BACKGROUND_ID', 'ADE_CLASS_IDS', 'COCO_CLASSES', 'DATASET_DIRS',
     'IMAGENET_CLASSES', 'IMAGENET_LABELS', 'SHAPE_CLASSES',
-    'BuiltinDataExistsError', 'CheckedCompose', 'ShapeClass', 'make_ade20k', 'make_all',
-    'make_coco', 'make_imagenet', 'parse_size'
+    'BuiltinDataExistsError', 'CheckedCompose', 'ShapeClass', 'make_ade20k',
+    'make_all', 'make_coco', 'make_imagenet', 'parse_size'
 ]

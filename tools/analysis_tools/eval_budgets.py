@@ -36,8 +36,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from _toolkit import (ToolError, build_runner,  # noqa: E402
-                      check_checkpoint, check_data_roots, check_writable,
-                      default_work_dir, fail, import_mmeac, load_config)
+                      check_checkpoint, check_data_roots, check_samples,
+                      check_writable, default_work_dir, fail, import_mmeac,
+                      load_config)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -208,6 +209,7 @@ def sweep(args: argparse.Namespace) -> dict:
     import_mmeac()
     check_checkpoint(
         cfg, args.config, args.checkpoint, partial=args.partial_load)
+    check_samples(cfg, ['test_dataloader'])
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -277,10 +279,14 @@ def sweep(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from mmeac.errors import InputError, one_line
     try:
         summary = sweep(args)
     except ToolError as e:
         fail(sys.argv[0], str(e))
+        return
+    except InputError as e:  # a bad sample, found while evaluating
+        fail(sys.argv[0], one_line(e))
         return
     out_dir = args.out_dir or summary['work_dir']
     os.makedirs(out_dir, exist_ok=True)
