@@ -348,10 +348,14 @@ def two_checkpoints(trained, tmp_path):
     return work_dir
 
 
-def _auto_resume(work_dir: str, ade: str, cwd: str):
+def _auto_resume(work_dir: str, ade: str, cwd: str, how='--resume'):
+    """``--resume`` without a value, or ``resume=True`` in the config."""
+    flag = [how] if how == '--resume' else []
+    extra = [how] if how != '--resume' else []
     return run(
-        python_tool('train.py', UPERNET, '--work-dir', work_dir, '--resume',
-                    '--cfg-options', *_opts(ade, 'train_cfg.max_iters=5')),
+        python_tool(
+            'train.py', UPERNET, '--work-dir', work_dir, *flag,
+            '--cfg-options', *_opts(ade, 'train_cfg.max_iters=5', *extra)),
         cwd=cwd)
 
 
@@ -373,11 +377,13 @@ def test_resume_skips_unreadable_newest(two_checkpoints, ade, tmp_path):
     assert train_iters(text) == [3, 4, 5]
 
 
-def test_resume_with_empty_last_checkpoint(two_checkpoints, ade, tmp_path):
+@pytest.mark.parametrize('how', ['--resume', 'resume=True'])
+def test_resume_with_empty_last_checkpoint(how, two_checkpoints, ade,
+                                           tmp_path):
     work_dir = two_checkpoints
     pointer = osp.join(work_dir, 'last_checkpoint')
     open(pointer, 'w').close()
-    proc = _auto_resume(work_dir, ade, str(tmp_path))
+    proc = _auto_resume(work_dir, ade, str(tmp_path), how)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"train.py: warning: '{pointer}' is empty" in proc.stderr
     text = _resume_log(work_dir)

@@ -98,6 +98,9 @@ def main(argv=None) -> None:
                     logger='current',
                     level=logging.WARNING)
 
+        if args.resume is None and cfg.get('resume', False) and \
+                not cfg.get('load_from', None):
+            args.resume = 'auto'  # the config asks for MMEngine's auto-resume
         if args.resume == 'auto':
             from mmeac.engine.checkpoint import find_resume_checkpoint
             found, skipped = find_resume_checkpoint(cfg.work_dir)
