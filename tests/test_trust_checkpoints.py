@@ -415,6 +415,11 @@ def test_tools_use_safe_checkpoint_hook(trained):
         osp.join(trained['work_dir'], osp.basename(UPERNET)))
     assert dumped.default_hooks.checkpoint.type == 'SafeCheckpointHook'
     assert 'mmeac' in dumped.custom_imports.imports
+    # the sample checks wrap the pipelines at run time, not in the config
+    assert 'CheckedCompose' not in dumped.pretty_text
+    ckpt = torch.load(trained['ckpt'], map_location='cpu', weights_only=False)
+    assert 'CheckedCompose' not in ckpt['meta']['cfg']
+    assert "type='SafeCheckpointHook'" in ckpt['meta']['cfg']
     # the checkpoints and last_checkpoint have ordinary permissions
     mode = os.stat(trained['ckpt']).st_mode & 0o777
     umask = os.umask(0)

@@ -484,10 +484,14 @@ def _patch_size(cfg: Config) -> int:
 
 
 def _wrap_pipelines(ds_cfg, min_size: int) -> int:
+    """Wrap the pipelines of a dataset config (leaves of wrappers)."""
     count = 0
     if isinstance(ds_cfg, dict):
         pipeline = ds_cfg.get('pipeline', None)
-        if isinstance(pipeline, (list, tuple)) and not (
+        # a wrapper's own pipeline (e.g. MultiImageMixDataset's Mosaic)
+        # looks at its transforms' types and methods: only leaves are wrapped
+        wrapper = 'dataset' in ds_cfg or 'datasets' in ds_cfg
+        if not wrapper and isinstance(pipeline, (list, tuple)) and not (
                 len(pipeline) == 1 and isinstance(pipeline[0], dict)
                 and pipeline[0].get('type', None) == 'CheckedCompose'):
             ds_cfg['pipeline'] = [
@@ -507,21 +511,28 @@ def _wrap_pipelines(ds_cfg, min_size: int) -> int:
     return count
 
 
-def check_samples(cfg: Config, loaders: List[str]) -> None:
-    """Wrap the datasets' pipelines in ``CheckedCompose``.
+def check_samples(runner, cfg: Config, loaders: List[str]) -> None:
+    """Wrap the pipelines of the runner's datasets in ``CheckedCompose``.
 
     A sample whose annotation does not fit its image, or that the pipeline
     shrinks below one backbone patch, then stops the run with one line
-    naming the file(s) (:class:`mmeac.errors.DataError`).
+    naming the file(s) (:class:`mmeac.errors.DataError`). The runner's
+    not-yet-built dataloader configs are replaced by wrapped copies, so the
+    config the runner dumps (and stores in checkpoints) is unchanged.
+
+    Args:
+        runner: A runner that has not built its dataloaders yet.
+        cfg: The merged config (for the backbone's patch size).
+        loaders: Dataloader keys, e.g. ``['train_dataloader']``.
     """
+    import copy
     min_size = _patch_size(cfg)
-    count = 0
     for key in loaders:
-        loader = cfg.get(key, None)
+        loader = getattr(runner, f'_{key}', None)
         if isinstance(loader, dict):
-            count += _wrap_pipelines(loader.get('dataset', None), min_size)
-    if count:
-        _ensure_mmeac_import(cfg)
+            loader = copy.deepcopy(loader)
+            _wrap_pipelines(loader.get('dataset', None), min_size)
+            setattr(runner, f'_{key}', loader)
 
 
 def check_writable(path: Optional[str], option: str, is_dir: bool) -> None:

@@ -176,7 +176,6 @@ def main(argv=None) -> None:
         check_eac_backbones(cfg)
         check_checkpoint(
             cfg, args.config, args.checkpoint, partial=args.partial_load)
-        check_samples(cfg, ['test_dataloader'])
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))
@@ -186,6 +185,7 @@ def main(argv=None) -> None:
     runner = None
     try:
         runner = build_runner(cfg)
+        check_samples(runner, cfg, ['test_dataloader'])
         collector = None
         if args.out is not None and args.out.endswith(('.pkl', '.pickle')):
             collector = build_prediction_collector()

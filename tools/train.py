@@ -130,7 +130,6 @@ def main(argv=None) -> None:
                 resume=bool(cfg.get('resume', False)),
                 partial=args.partial_load)
         use_safe_checkpoints(cfg)
-        check_samples(cfg, loaders)
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))
@@ -141,6 +140,7 @@ def main(argv=None) -> None:
     runner = None
     try:
         runner = build_runner(cfg)
+        check_samples(runner, cfg, loaders)
         runner.train()
     except InputError as e:
         if not _saved_since(cfg.work_dir, start):

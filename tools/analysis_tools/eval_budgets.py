@@ -209,7 +209,6 @@ def sweep(args: argparse.Namespace) -> dict:
     import_mmeac()
     check_checkpoint(
         cfg, args.config, args.checkpoint, partial=args.partial_load)
-    check_samples(cfg, ['test_dataloader'])
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -218,6 +217,7 @@ def sweep(args: argparse.Namespace) -> dict:
     cfg.param_scheduler = None
 
     runner = build_runner(cfg)
+    check_samples(runner, cfg, ['test_dataloader'])
     backbone = _backbone(runner.model)
     budgets = list(args.budgets or backbone.allowed_budgets)
     for b in budgets:
