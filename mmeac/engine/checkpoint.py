@@ -23,8 +23,8 @@ import torch
 
 __all__ = [
     'CheckpointError', 'read_checkpoint', 'weights_of', 'match_state_dict',
-    'describe_mismatch', 'find_resume_checkpoint', 'atomic_write_bytes',
-    'TMP_PREFIX', 'StateMatch'
+    'describe_mismatch', 'check_resumable', 'find_resume_checkpoint',
+    'atomic_write_bytes', 'fsync_dir', 'TMP_PREFIX', 'StateMatch'
 ]
 
 #: Prefix of the temporary files the atomic writers create (and clean up).
