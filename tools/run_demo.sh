@@ -14,6 +14,9 @@
 # Outputs under $MMEAC_DEMO_DIR (default work_dirs/demo):
 #   iter_<N>.pth, metrics_c32.json, metrics_c8.json, metrics.json (summary),
 #   vis_c32/, vis_c8/ (input | prediction images), train and test logs.
+# The training progress (iteration, loss, ETA) is shown in the terminal.
+# $MMEAC_DEMO_DIR must be new, empty or made by an earlier demo (it holds the
+# marker file .mmeac_demo_output); any other directory is refused untouched.
 # Environment: MMEAC_DEMO_DIR, MMEAC_DEMO_ITERS (default: the config's 400),
 # OMP_NUM_THREADS (default: the number of CPU cores).
 set -euo pipefail
@@ -27,6 +30,20 @@ BUDGETS=(32 8)
 
 log() { echo "[run_demo] $*"; }
 die() { echo "run_demo: error: $*" >&2; exit 1; }
+
+# The output directory: a fresh one, or one an earlier demo made (it holds
+# the marker file). Anything else is refused before anything is written, so
+# files the demo did not make are never removed or overwritten.
+MARKER=.mmeac_demo_output
+if [[ -e "$OUT" || -L "$OUT" ]]; then
+    [[ -d "$OUT" && ! -L "$OUT" ]] || die "'$OUT' exists and is not a directory; it is left untouched: set MMEAC_DEMO_DIR to a new directory"
+    if [[ ! -f "$OUT/$MARKER" && -n "$(ls -A "$OUT")" ]]; then
+        die "'$OUT' is not empty and was not made by run_demo.sh (no $MARKER in it); it is left untouched: set MMEAC_DEMO_DIR to a new directory"
+    fi
+fi
+mkdir -p "$OUT"
+[[ -w "$OUT" ]] || die "'$OUT' is not writable"
+touch "$OUT/$MARKER"
 
 START=$(date +%s)
 bash tools/setup_env.sh "$@"
@@ -54,12 +71,18 @@ if [[ -n "${MMEAC_DEMO_ITERS:-}" ]]; then
                train_cfg.val_interval="$MMEAC_DEMO_ITERS"
                default_hooks.checkpoint.interval="$MMEAC_DEMO_ITERS")
 fi
-mkdir -p "$OUT"
-rm -f "$OUT/last_checkpoint"
-log "training (log: $OUT/train.log)"
+rm -f "$OUT/last_checkpoint"  # the marker says an earlier demo wrote it
+log "training (progress below, full log: $OUT/train.log)"
+set +e
 "$PY" tools/train.py "$CONFIG" --work-dir "$OUT" \
-    ${ITER_OPTS[@]+--cfg-options "${ITER_OPTS[@]}"} > "$OUT/train.log" 2>&1 \
-    || { tail -n 30 "$OUT/train.log" >&2; die "training failed (log: $OUT/train.log)"; }
+    ${ITER_OPTS[@]+--cfg-options "${ITER_OPTS[@]}"} 2>&1 \
+    | tee "$OUT/train.log" | bash tools/misc/train_progress.sh "[run_demo]   "
+TRAIN_STATUS=${PIPESTATUS[0]}
+set -e
+if [[ $TRAIN_STATUS -ne 0 ]]; then
+    tail -n 30 "$OUT/train.log" >&2
+    die "training failed (log: $OUT/train.log)"
+fi
 [[ -f "$OUT/last_checkpoint" ]] || die "no checkpoint in $OUT after training"
 CKPT="$(cat "$OUT/last_checkpoint")"
 [[ -f "$CKPT" ]] || die "no checkpoint in $OUT after training"

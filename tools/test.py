@@ -26,8 +26,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, ToolError, build_runner,
+from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError,
+                                 build_runner, check_checkpoint,
                                  check_data_roots, check_eac_backbones,
+                                 check_samples, check_writable,
                                  default_work_dir, fail, finish_distributed,
                                  import_mmeac, load_config, setup_launcher)
 
@@ -52,6 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         'per-sample predictions (.pkl) to this file')
     parser.add_argument(
         '--show-dir', help='write visualised predictions to this directory')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the tensors of CHECKPOINT that fit the model (by '
+        'name and shape, a backbone-only file into its backbone) and list '
+        'what was skipped; without it a checkpoint that does not fit the '
+        'model exactly is an error')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -157,21 +166,34 @@ def main(argv=None) -> None:
             raise ToolError(f"checkpoint '{args.checkpoint}' does not exist")
         check_data_roots(cfg, ['test_dataloader'])
         cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
+        check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+        check_writable(args.out, '--out', is_dir=False)
+        check_writable(args.show_dir, '--show-dir', is_dir=True)
         cfg.load_from = args.checkpoint
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)
         import_mmeac()
         check_eac_backbones(cfg)
+        check_checkpoint(
+            cfg, args.config, args.checkpoint, partial=args.partial_load)
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))
 
-    runner = build_runner(cfg)
-    collector = None
-    if args.out is not None and args.out.endswith(('.pkl', '.pickle')):
-        collector = build_prediction_collector()
-        runner.test_evaluator.metrics.append(collector)
-    metrics = runner.test()
+    from mmeac.errors import InputError, one_line
+    created = NewPaths(cfg.work_dir, args.show_dir)
+    runner = None
+    try:
+        runner = build_runner(cfg)
+        check_samples(runner, cfg, ['test_dataloader'])
+        collector = None
+        if args.out is not None and args.out.endswith(('.pkl', '.pickle')):
+            collector = build_prediction_collector()
+            runner.test_evaluator.metrics.append(collector)
+        metrics = runner.test()
+    except InputError as e:
+        created.remove(runner)
+        fail(sys.argv[0], one_line(e))
 
     if args.out is not None and runner.rank == 0:
         import mmengine

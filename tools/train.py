@@ -17,13 +17,17 @@ import logging
 import os
 import os.path as osp
 import sys
+import time
 
 from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, ToolError, build_runner,
+from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError,
+                                 build_runner, check_checkpoint,
                                  check_data_roots, check_eac_backbones,
+                                 check_samples, check_writable,
                                  default_work_dir, fail, finish_distributed,
-                                 import_mmeac, load_config, setup_launcher)
+                                 import_mmeac, load_config, setup_launcher,
+                                 use_safe_checkpoints, warn)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,7 +44,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from CHECKPOINT; without a value, resume from the '
-        'latest checkpoint in the work dir')
+        'newest readable checkpoint in the work dir (unreadable ones are '
+        'skipped with a warning; none: train from the start)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help="load only the tensors of the config's load_from checkpoint "
+        'that fit the model (by name and shape, a backbone-only file into '
+        'its backbone) and list what was skipped; without it a checkpoint '
+        'that does not fit the model exactly is an error')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -87,9 +99,22 @@ def main(argv=None) -> None:
                     logger='current',
                     level=logging.WARNING)
 
+        if args.resume is None and cfg.get('resume', False) and \
+                not cfg.get('load_from', None):
+            args.resume = 'auto'  # the config asks for MMEngine's auto-resume
         if args.resume == 'auto':
-            cfg.resume = True
-            cfg.load_from = None
+            from mmeac.engine.checkpoint import find_resume_checkpoint
+            found, skipped = find_resume_checkpoint(cfg.work_dir)
+            for msg in skipped:
+                warn(sys.argv[0], msg)
+            if found is not None:
+                cfg.resume = True
+                cfg.load_from = found
+            else:
+                warn(
+                    sys.argv[0], 'no checkpoint to resume from in '
+                    f"'{cfg.work_dir}'; training from the start")
+                cfg.resume = False
         elif args.resume is not None:
             if not osp.isfile(args.resume) and '://' not in args.resume:
                 raise ToolError(
@@ -97,14 +122,38 @@ def main(argv=None) -> None:
                     'exist')
             cfg.resume = True
             cfg.load_from = args.resume
-
+        check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+        if cfg.get('load_from', None):
+            check_checkpoint(
+                cfg,
+                args.config,
+                cfg.load_from,
+                resume=bool(cfg.get('resume', False)),
+                partial=args.partial_load)
+        use_safe_checkpoints(cfg)
         setup_launcher(cfg, args.launcher)
     except ToolError as e:
         fail(sys.argv[0], str(e))
 
-    runner = build_runner(cfg)
-    runner.train()
+    from mmeac.errors import InputError, one_line
+    created = NewPaths(cfg.work_dir)
+    start = time.time()
+    runner = None
+    try:
+        runner = build_runner(cfg)
+        check_samples(runner, cfg, loaders)
+        runner.train()
+    except InputError as e:
+        if not _saved_since(cfg.work_dir, start):
+            created.remove(runner)  # nothing of value was written
+        fail(sys.argv[0], one_line(e))
     finish_distributed()
+
+
+def _saved_since(work_dir: str, start: float) -> bool:
+    """Whether this run wrote a checkpoint (``last_checkpoint`` updated)."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    return osp.isfile(pointer) and osp.getmtime(pointer) >= start - 1
 
 
 if __name__ == '__main__':

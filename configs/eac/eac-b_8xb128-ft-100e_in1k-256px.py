@@ -65,7 +65,7 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3))
 
 # Cores outside a step's budget get no gradient: tell DDP.
 find_unused_parameters = True

@@ -25,7 +25,7 @@ model = dict(
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=2500,
+        type='SafeCheckpointHook', by_epoch=False, interval=2500,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -41,6 +41,6 @@ model = dict(
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=10000,
+        type='SafeCheckpointHook', by_epoch=False, interval=10000,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)

@@ -58,8 +58,11 @@ index)``: a larger ``num_train`` only appends images. Each dataset directory
 is written to a temporary sibling and renamed into place at the end, so an
 interrupted run leaves nothing half-written; a ``.mmeac_builtin.json`` manifest
 records the generation parameters. An existing directory with the same
-parameters is kept as is; a different non-empty one is only replaced with
-``force=True``.
+parameters is kept as is. Only a directory that this generator made (its
+manifest is there and every file in it is one the manifest accounts for)
+is ever replaced, and only with ``force=True`` when its parameters differ;
+any other non-empty directory is refused and left untouched, ``force`` or
+not.
 """
 import json
 import os
@@ -176,6 +179,79 @@ def _read_manifest(path: str) -> Optional[Dict]:
         return None
 
 
+def _expected_files(manifest: Dict) -> Optional[set]:
+    """Relative paths of every file a generation with ``manifest`` wrote
+    (``None`` if the manifest is not one of this generator's)."""
+    try:
+        if manifest.get('generator') != 'mmeac.datasets.synthetic':
+            return None
+        dataset = manifest['dataset']
+        counts = (('train', int(manifest['num_train'])),
+                  ('val', int(manifest['num_val'])))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    files = {MANIFEST_NAME}
+    for split, n in counts:
+        for i in range(n):
+            if dataset == 'ade20k':
+                sub, prefix = (('training', 'ADE_train') if split == 'train'
+                               else ('validation', 'ADE_val'))
+                stem = f'{prefix}_{i + 1:08d}'
+                files.add(osp.join('images', sub, stem + '.jpg'))
+                files.add(osp.join('annotations', sub, stem + '.png'))
+            elif dataset == 'coco':
+                files.add(osp.join(f'{split}2017', f'{i + 1:012d}.jpg'))
+            elif dataset == 'imagenet':
+                folder = IMAGENET_CLASSES[i % len(IMAGENET_CLASSES)]
+                files.add(
+                    osp.join(split, folder, f'{folder}_{i + 1:06d}.JPEG'))
+            else:
+                return None
+        if dataset == 'coco':
+            files.add(
+                osp.join('annotations', f'instances_{split}2017.json'))
+        elif dataset == 'imagenet':
+            files.add(osp.join('meta', f'{split}.txt'))
+    return files
+
+
+def _check_replaceable(target: str, found: Optional[Dict], manifest: Dict,
+                       force: bool) -> None:
+    """Raise unless ``target`` holds only what this generator wrote.
+
+    A directory without this generator's manifest, or with a file the
+    manifest does not account for, is never replaced (not even with
+    ``force``); built-in data made with other parameters only with
+    ``force``.
+    """
+    expected = None if found is None else _expected_files(found)
+    if expected is None:
+        raise BuiltinDataExistsError(
+            f'{target} is not empty and was not made by this generator (no '
+            f'valid {MANIFEST_NAME}); it is left untouched: choose another '
+            'output root or move it away yourself')
+    foreign = []
+    for dirpath, _, names in os.walk(target):
+        for name in names:
+            rel = osp.relpath(osp.join(dirpath, name), target)
+            if rel not in expected:
+                foreign.append(rel)
+    if foreign:
+        more = f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''
+        raise BuiltinDataExistsError(
+            f'{target} holds built-in data but also {sorted(foreign)[0]!r}'
+            f'{more}, which this generator did not write; it is left '
+            'untouched: choose another output root or move those files '
+            'away yourself')
+    if not force:
+        diff = ', '.join(f'{k} {found.get(k)!r} (asked: {v!r})'
+                         for k, v in manifest.items() if found.get(k) != v)
+        raise BuiltinDataExistsError(
+            f'{target} already holds different data (built-in data made '
+            f'with other parameters: {diff}); pass force=True (--force) to '
+            'regenerate it')
+
+
 def _check_counts(num_train: int, num_val: int) -> None:
     for name, n in (('num_train', num_train), ('num_val', num_val)):
         if int(n) < 1:
@@ -192,15 +268,15 @@ def _build(
     target = osp.abspath(osp.join(out_root, DATASET_DIRS[dataset]))
     manifest = _manifest(dataset, wh, num_train, num_val, seed)
     if osp.lexists(target):
-        if not osp.isdir(target):
+        if not osp.isdir(target) or osp.islink(target):
             raise BuiltinDataExistsError(
-                f'{target} exists and is not a directory')
-        if _read_manifest(target) == manifest:
+                f'{target} exists and is not a directory; it is left '
+                'untouched: choose another output root')
+        found = _read_manifest(target)
+        if found == manifest:
             return target  # already there, same parameters
-        if os.listdir(target) and not force:
-            raise BuiltinDataExistsError(
-                f'{target} already holds different data; pass force=True '
-                '(--force) to replace it')
+        if os.listdir(target):
+            _check_replaceable(target, found, manifest, force)
     parent = osp.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(target)}.tmp-', dir=parent)
@@ -270,7 +346,9 @@ def make_ade20k(out_root: str,
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Generation seed.
-        force: Replace a different existing dataset directory.
+        force: Regenerate an existing built-in dataset made with other
+            parameters (a directory this generator did not make is never
+            replaced).
 
     Returns:
         str: The dataset root (the ``data_root`` for mmseg configs).
@@ -373,7 +451,9 @@ def make_coco(out_root: str,
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Generation seed.
-        force: Replace a different existing dataset directory.
+        force: Regenerate an existing built-in dataset made with other
+            parameters (a directory this generator did not make is never
+            replaced).
 
     Returns:
         str: The dataset root (the ``data_root`` for mmdet configs).
@@ -442,7 +522,9 @@ def make_imagenet(out_root: str,
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Generation seed.
-        force: Replace a different existing dataset directory.
+        force: Regenerate an existing built-in dataset made with other
+            parameters (a directory this generator did not make is never
+            replaced).
 
     Returns:
         str: The dataset root (the ``data_root`` for mmpretrain configs).

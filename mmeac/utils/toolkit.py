@@ -78,10 +78,72 @@ def load_config(path: str, cfg_options: Optional[dict]) -> Config:
     resolved = resolve_config_path(path)
     # configs inheriting ``pkg::`` bases need mmeac's package-lookup fix
     import_mmeac()
-    cfg = Config.fromfile(resolved)
+    try:
+        cfg = Config.fromfile(resolved)
+    except SyntaxError as err:
+        raise ToolError(_syntax_error_line(path, err)) from None
+    except Exception as err:  # a missing base, a bad import, ...
+        raise ToolError(f"cannot load config '{path}': "
+                        f'{_first_line(err)}') from None
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as err:
+            raise ToolError(f"--cfg-options do not fit config '{path}': "
+                            f'{_first_line(err)}') from None
     return cfg
+
+
+def _first_line(err: BaseException) -> str:
+    """``Type: first line of the message``."""
+    lines = str(err).strip().splitlines()
+    return f'{type(err).__name__}: {lines[0]}' if lines else \
+        type(err).__name__
+
+
+def _find_syntax_error(path: str, seen=None) -> Optional[SyntaxError]:
+    """Parse a config file and its local ``_base_`` files; first error."""
+    import ast
+    seen = set() if seen is None else seen
+    path = osp.abspath(path)
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read(), filename=path)
+    except SyntaxError as err:
+        return err
+    except (OSError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_'
+                for t in node.targets):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return None
+            for base in [bases] if isinstance(bases, str) else bases:
+                if isinstance(base, str) and '::' not in base:
+                    found = _find_syntax_error(
+                        osp.join(osp.dirname(path), base), seen)
+                    if found is not None:
+                        return found
+    return None
+
+
+def _syntax_error_line(path: str, err: SyntaxError) -> str:
+    """One line naming the file (the config or one of its bases) and line.
+
+    MMEngine's parser error does not name the file, so the config and its
+    local bases are parsed again to find it.
+    """
+    found = _find_syntax_error(resolve_config_path(path)) or err
+    where = found.filename if found.filename not in (None, '<unknown>') \
+        else path
+    line = f', line {found.lineno}' if found.lineno else ''
+    return f"config file '{where}'{line} has a syntax error: {found.msg}"
 
 
 def default_work_dir(cfg: Config, config_path: str,
@@ -293,3 +355,260 @@ def finish_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------
+# Checkpoints: readable, fitting the model, crash-safe
+# --------------------------------------------------------------------------
+def _ensure_mmeac_import(cfg: Config) -> None:
+    """Make the (dumped) config import mmeac, whose types it now names."""
+    imports = cfg.get('custom_imports', None) or {}
+    names = list(imports.get('imports', []) or [])
+    if isinstance(imports.get('imports', None), str):
+        names = [imports['imports']]
+    if 'mmeac' not in names:
+        cfg.custom_imports = dict(
+            imports=names + ['mmeac'],
+            allow_failed_imports=imports.get('allow_failed_imports', False))
+
+
+def use_safe_checkpoints(cfg: Config) -> None:
+    """Make the config's ``CheckpointHook`` a ``SafeCheckpointHook``.
+
+    It takes the same arguments; checkpoint files and ``last_checkpoint``
+    are written atomically and old checkpoints removed only after the new
+    one is on disk. A config without a checkpoint entry gets MMEngine's
+    default (every epoch) as a ``SafeCheckpointHook``; ``checkpoint=None``
+    (no checkpoints) is kept.
+    """
+    hooks = cfg.get('default_hooks', None)
+    if hooks is None:
+        cfg.default_hooks = hooks = {}
+    if 'checkpoint' not in hooks:
+        hooks['checkpoint'] = dict(type='SafeCheckpointHook', interval=1)
+    hook = hooks['checkpoint']
+    if not isinstance(hook, dict):
+        return
+    kind = hook.get('type', None)
+    name = getattr(kind, '__name__', kind)
+    if name in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        hook['type'] = 'SafeCheckpointHook'
+        _ensure_mmeac_import(cfg)
+
+
+def model_shapes(cfg: Config) -> dict:
+    """``name -> shape`` of the state dict of the config's model.
+
+    The model is built on the ``meta`` device where possible (no memory, no
+    pretrained weights are loaded at build time), else on the CPU.
+    """
+    import copy
+
+    import torch
+    from mmengine.registry import MODELS, DefaultScope
+    model_cfg = copy.deepcopy(cfg.model)
+    if not isinstance(model_cfg, dict):
+        model_cfg = dict(model_cfg)
+    if cfg.get('data_preprocessor', None) is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    with DefaultScope.overwrite_default_scope(cfg.get(
+            'default_scope', None)), warnings.catch_warnings():
+        # building warns about deprecations the runner repeats anyway
+        warnings.simplefilter('ignore')
+        try:
+            with torch.device('meta'):
+                model = MODELS.build(copy.deepcopy(model_cfg))
+        except Exception:
+            model = MODELS.build(model_cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_checkpoint(cfg: Config,
+                     config_path: str,
+                     path: str,
+                     resume: bool = False,
+                     partial: bool = False) -> None:
+    """Check that a checkpoint can be read and fits the config's model.
+
+    Args:
+        cfg: The merged config (mmeac imported).
+        config_path: The config as the user named it (for the message).
+        path: The checkpoint file.
+        resume: The file is to resume training from: it must hold the
+            training state, and a partial load is refused.
+        partial: Load what fits (``--partial-load``): the config gets a
+            ``CheckpointAdaptHook`` that drops the rest and says what it
+            skipped; a file of which nothing fits is still refused.
+
+    Raises:
+        ToolError: Naming the file, the config and the first keys that do
+            not fit.
+    """
+    if '://' in path:  # remote files are checked by MMEngine when loaded
+        return
+    from mmeac.engine.checkpoint import (CheckpointError, check_resumable,
+                                         describe_mismatch, match_state_dict,
+                                         read_checkpoint, weights_of)
+    try:
+        ckpt = read_checkpoint(path)
+        if resume:
+            check_resumable(ckpt, path)
+        state = weights_of(ckpt, path)
+    except CheckpointError as err:
+        raise ToolError(str(err)) from None
+    del ckpt
+    shapes = model_shapes(cfg)
+    prefixes = ('', 'backbone.') if partial and not resume else ('', )
+    match = match_state_dict(shapes, state, prefixes)
+    if match.exact:
+        return
+    head = (f"checkpoint '{path}' does not fit the model of config "
+            f"'{config_path}': {describe_mismatch(match)}")
+    if resume:
+        raise ToolError(head)
+    if not partial:
+        raise ToolError(head + '; to load only the tensors that fit, pass '
+                        '--partial-load')
+    if not match.loaded:
+        raise ToolError(f"--partial-load: no tensor of checkpoint '{path}' "
+                        f"fits the model of config '{config_path}'")
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    hooks.append(dict(type='CheckpointAdaptHook'))
+    cfg.custom_hooks = hooks
+    _ensure_mmeac_import(cfg)
+
+
+def warn(prog: str, msg: str) -> None:
+    """Print ``prog: warning: msg`` on stderr (rank 0 only)."""
+    if os.environ.get('RANK', '0') == '0':
+        print(
+            f'{osp.basename(prog)}: warning: {msg}',
+            file=sys.stderr,
+            flush=True)
+
+
+# --------------------------------------------------------------------------
+# Data and outputs
+# --------------------------------------------------------------------------
+def _patch_size(cfg: Config) -> int:
+    model = cfg.get('model', None) or {}
+    backbone = model.get('backbone', None) if isinstance(model, dict) else None
+    size = backbone.get('patch_size', 1) if isinstance(backbone,
+                                                       dict) else 1
+    if isinstance(size, (list, tuple)):
+        size = max(size)
+    return int(size) if isinstance(size, int) and size > 0 else 1
+
+
+def _wrap_pipelines(ds_cfg, min_size: int) -> int:
+    """Wrap the pipelines of a dataset config (leaves of wrappers)."""
+    count = 0
+    if isinstance(ds_cfg, dict):
+        pipeline = ds_cfg.get('pipeline', None)
+        # a wrapper's own pipeline (e.g. MultiImageMixDataset's Mosaic)
+        # looks at its transforms' types and methods: only leaves are wrapped
+        wrapper = 'dataset' in ds_cfg or 'datasets' in ds_cfg
+        if not wrapper and isinstance(pipeline, (list, tuple)) and not (
+                len(pipeline) == 1 and isinstance(pipeline[0], dict)
+                and pipeline[0].get('type', None) == 'CheckedCompose'):
+            ds_cfg['pipeline'] = [
+                dict(
+                    type='CheckedCompose',
+                    transforms=list(pipeline),
+                    min_size=min_size)
+            ]
+            count += 1
+        if 'dataset' in ds_cfg:
+            count += _wrap_pipelines(ds_cfg['dataset'], min_size)
+        for sub in ds_cfg.get('datasets', None) or []:
+            count += _wrap_pipelines(sub, min_size)
+    elif isinstance(ds_cfg, (list, tuple)):
+        for sub in ds_cfg:
+            count += _wrap_pipelines(sub, min_size)
+    return count
+
+
+def check_samples(runner, cfg: Config, loaders: List[str]) -> None:
+    """Wrap the pipelines of the runner's datasets in ``CheckedCompose``.
+
+    A sample whose annotation does not fit its image, or that the pipeline
+    shrinks below one backbone patch, then stops the run with one line
+    naming the file(s) (:class:`mmeac.errors.DataError`). The runner's
+    not-yet-built dataloader configs are replaced by wrapped copies, so the
+    config the runner dumps (and stores in checkpoints) is unchanged.
+
+    Args:
+        runner: A runner that has not built its dataloaders yet.
+        cfg: The merged config (for the backbone's patch size).
+        loaders: Dataloader keys, e.g. ``['train_dataloader']``.
+    """
+    import copy
+    min_size = _patch_size(cfg)
+    for key in loaders:
+        loader = getattr(runner, f'_{key}', None)
+        if isinstance(loader, dict):
+            loader = copy.deepcopy(loader)
+            _wrap_pipelines(loader.get('dataset', None), min_size)
+            setattr(runner, f'_{key}', loader)
+
+
+def check_writable(path: Optional[str], option: str, is_dir: bool) -> None:
+    """Fail early if ``path`` cannot be written (created where missing).
+
+    Raises:
+        ToolError: ``OPTION 'PATH' cannot be written: why``.
+    """
+    if not path or '://' in path:
+        return
+    path = osp.abspath(path)
+    if osp.exists(path):
+        if is_dir and not osp.isdir(path):
+            raise ToolError(f"{option} '{path}' is a file, not a directory")
+        if not is_dir and osp.isdir(path):
+            raise ToolError(f"{option} '{path}' is a directory")
+        target = path if is_dir else osp.dirname(path)
+        if not os.access(path, os.W_OK) or not os.access(target, os.W_OK):
+            raise ToolError(f"{option} '{path}' is not writable")
+        return
+    parent = osp.dirname(path)
+    while not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if not osp.isdir(parent):
+        raise ToolError(f"{option} '{path}' cannot be created: '{parent}' is "
+                        'a file')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ToolError(f"{option} '{path}' cannot be created: '{parent}' is "
+                        'not writable')
+
+
+class NewPaths:
+    """Remember which output paths do not exist yet, to remove on failure.
+
+    A tool that stops with an error removes what it created (a fresh work
+    dir, a fresh ``--show-dir``), and in a work dir that existed before,
+    the runner's own timestamped log dir; nothing that existed before is
+    touched.
+    """
+
+    def __init__(self, *paths: Optional[str]) -> None:
+        self.new = []
+        for path in paths:
+            if not path or '://' in path or osp.lexists(path):
+                continue
+            top = osp.abspath(path)  # the highest missing ancestor
+            while not osp.lexists(osp.dirname(top)):
+                top = osp.dirname(top)
+            self.new.append(top)
+
+    def remove(self, runner=None) -> None:
+        import shutil
+        if os.environ.get('RANK', '0') != '0':
+            return
+        for path in self.new:
+            if osp.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif osp.lexists(path):
+                os.remove(path)
+        log_dir = getattr(runner, 'log_dir', None)
+        if log_dir and osp.isdir(log_dir):
+            shutil.rmtree(log_dir, ignore_errors=True)

@@ -35,8 +35,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (ToolError, build_runner, check_data_roots,
-                                 default_work_dir, fail, load_config)
+from mmeac.utils.toolkit import (ToolError, build_runner, check_checkpoint,
+                                 check_data_roots, check_samples,
+                                 check_writable, default_work_dir, fail,
+                                 import_mmeac, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,6 +67,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=1,
         help='untimed test steps at the start of each budget, on which the '
         'peak memory is measured (default 1)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the tensors of CHECKPOINT that fit the model and '
+        'list what was skipped (default: a checkpoint that does not fit '
+        'exactly is an error)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -195,6 +203,11 @@ def sweep(args: argparse.Namespace) -> dict:
     cfg.work_dir = default_work_dir(
         cfg, args.config, args.work_dir or osp.join('work_dirs',
                                                      'eval_budgets', stem))
+    check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+    check_writable(args.out_dir, '--out-dir', is_dir=True)
+    import_mmeac()
+    check_checkpoint(
+        cfg, args.config, args.checkpoint, partial=args.partial_load)
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
@@ -203,6 +216,7 @@ def sweep(args: argparse.Namespace) -> dict:
     cfg.param_scheduler = None
 
     runner = build_runner(cfg)
+    check_samples(runner, cfg, ['test_dataloader'])
     backbone = _backbone(runner.model)
     budgets = list(args.budgets or backbone.allowed_budgets)
     for b in budgets:
@@ -264,10 +278,14 @@ def sweep(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from mmeac.errors import InputError, one_line
     try:
         summary = sweep(args)
     except ToolError as e:
         fail(sys.argv[0], str(e))
+        return
+    except InputError as e:  # a bad sample, found while evaluating
+        fail(sys.argv[0], one_line(e))
         return
     out_dir = args.out_dir or summary['work_dir']
     os.makedirs(out_dir, exist_ok=True)

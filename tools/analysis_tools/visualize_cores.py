@@ -104,38 +104,40 @@ def load_model(config: str,
     Raises:
         ValueError: No EAC backbone, or a checkpoint without its weights.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint
-
     from mmeac.analysis.analysis_models import build_model, load_model_config
     from mmeac.analysis.attention_maps import find_backbone
-    if not osp.isfile(checkpoint):
-        raise ValueError(f'checkpoint {checkpoint} does not exist')
-    cfg = load_model_config(config, cfg_options)
+    from mmeac.engine.checkpoint import (CheckpointError, describe_mismatch,
+                                         match_state_dict, read_checkpoint,
+                                         weights_of)
+    try:
+        state = weights_of(read_checkpoint(checkpoint), checkpoint)
+    except CheckpointError as err:
+        raise ValueError(str(err)) from None
+    try:
+        cfg = load_model_config(config, cfg_options)
+    except SyntaxError as err:
+        raise ValueError(f"config '{config}' has a syntax error (line "
+                         f'{err.lineno}): {err.msg}') from None
     model_cfg = cfg.model.to_dict()
     backbone_cfg = model_cfg.get('backbone', model_cfg)
     backbone_cfg.pop('init_cfg', None)  # weights come from CHECKPOINT
     model_cfg.pop('pretrained', None)
     model = build_model(model_cfg)
     backbone = find_backbone(model)
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
     own = backbone.state_dict()
     if any(k.startswith('backbone.') for k in state):
         state = {
             k[len('backbone.'):]: v
             for k, v in state.items() if k.startswith('backbone.')
         }
-    missing = [k for k in own if k not in state]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or wrong:
+    match = match_state_dict({k: tuple(v.shape)
+                              for k, v in own.items()}, state, ('', ))
+    if match.missing or match.mismatched:
+        # the backbone must load whole; other tensors of the file are unused
+        match = match._replace(unexpected=[])
         raise ValueError(
-            f'checkpoint {checkpoint} does not hold the weights of this '
-            f'EAC backbone: missing {missing[:6]}, shape mismatch '
-            f'{wrong[:6]}')
+            f"checkpoint '{checkpoint}' does not fit the EAC backbone of "
+            f"config '{config}': {describe_mismatch(match)}")
     backbone.load_state_dict({k: state[k] for k in own}, strict=True)
     model.to(device).eval()
     return model, backbone, cfg

@@ -11,8 +11,10 @@ Layouts (the default ``data_root`` of the upstream configs under ``data/``):
 ``OUT/ade/ADEChallengeData2016``, ``OUT/coco``, ``OUT/imagenet``. See
 :mod:`mmeac.testing.synthetic` for classes, label conventions and
 annotations. Generation is deterministic for a given seed; an existing
-dataset made with the same parameters is left as is, a different one is only
-replaced with ``--force``.
+dataset made with the same parameters is left as is; one made with other
+parameters is regenerated with ``--force``; a directory this tool did not
+make (no manifest, or files the manifest does not account for) is never
+replaced or deleted, ``--force`` or not.
 """
 import argparse
 import os.path as osp
@@ -49,7 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--force',
         action='store_true',
-        help='replace an existing, different dataset directory')
+        help='regenerate built-in data made with other parameters (a '
+        'directory this tool did not make is never replaced)')
     return parser.parse_args(argv)
 
 

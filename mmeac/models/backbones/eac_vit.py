@@ -19,6 +19,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ...errors import NonFiniteInputError
 from ..layers import AxialRoPE2D, EACBlock, farthest_point_coords
 from ..utils.dropin_checks import check_in_model
 from .veca_checkpoint import (ARCH_ZOO, load_veca_or_mmeac,
@@ -109,6 +110,11 @@ class EACViT(BaseModule):
             ``init_cfg`` is given too, ``init_cfg`` wins and ``pretrained``
             (typically the base config's own ViT weights) is ignored with a
             warning. Defaults to None.
+        nonfinite_input (str): In eval mode, an input holding NaN or inf
+            (global attention spreads one bad pixel to every output) raises
+            a ``NonFiniteInputError`` (``'error'``), logs a warning
+            (``'warn'``) or is not checked (``'off'``). Defaults to
+            ``'error'``.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             loads an mmeac or authors' checkpoint and requires every tensor to
             fit this architecture (a ``ValueError`` names the keys that do
@@ -147,6 +153,7 @@ class EACViT(BaseModule):
                  rope_cfg: Optional[dict] = None,
                  norm_eps: float = 1e-5,
                  pretrained: Optional[str] = None,
+                 nonfinite_input: str = 'error',
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained is not None:
             if not isinstance(pretrained, str):
@@ -171,6 +178,10 @@ class EACViT(BaseModule):
                     logger='current',
                     level=logging.WARNING)
         super().__init__(init_cfg=init_cfg)
+        if nonfinite_input not in ('error', 'warn', 'off'):
+            raise ValueError("nonfinite_input must be 'error', 'warn' or "
+                             f"'off', got {nonfinite_input!r}")
+        self.nonfinite_input = nonfinite_input
         self.arch_settings = self._parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
@@ -519,6 +530,19 @@ class EACViT(BaseModule):
             raise ValueError(f'image {tuple(x.shape[-2:])} is smaller than '
                              f'one {self.patch_size}x{self.patch_size} patch')
 
+    def _check_finite(self, x: Tensor) -> None:
+        """Refuse (or warn about) NaN / inf in an eval-mode input."""
+        if self.training or self.nonfinite_input == 'off' or \
+                bool(torch.isfinite(x).all()):
+            return
+        bad = (~torch.isfinite(x)).flatten(1).sum(1)
+        msg = (f'EACViT input holds NaN/inf ({int(bad.sum())} values, in '
+               f'images {bad.nonzero().flatten().tolist()} of the batch); '
+               'global attention would spread them to every output')
+        if self.nonfinite_input == 'error':
+            raise NonFiniteInputError(msg)
+        print_log(msg, logger='current', level=logging.WARNING)
+
     def _cores(self, num_cores: int, batch: int) -> Tuple[Tensor, Tensor]:
         n = num_cores // self.core_chunk
         cores = torch.cat(list(self.core_chunks[:n]), dim=0)
@@ -545,6 +569,7 @@ class EACViT(BaseModule):
             tuple: One entry per ``out_indices`` entry (see class doc).
         """
         self._check_input(x)
+        self._check_finite(x)
         num_cores = (self.sample_train_budget()
                      if self.training else self.num_cores)
         self.last_num_cores = num_cores
