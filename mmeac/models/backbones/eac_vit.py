@@ -531,9 +531,14 @@ class EACViT(BaseModule):
                              f'one {self.patch_size}x{self.patch_size} patch')
 
     def _check_finite(self, x: Tensor) -> None:
-        """Refuse (or warn about) NaN / inf in an eval-mode input."""
-        if self.training or self.nonfinite_input == 'off' or \
-                bool(torch.isfinite(x).all()):
+        """Refuse (or warn about) NaN / inf in an eval-mode input.
+
+        Skipped while tracing (``torch.compile``, ``torch.export``, ONNX
+        export): a data-dependent branch cannot be part of a graph.
+        """
+        if (self.training or self.nonfinite_input == 'off'
+                or torch.compiler.is_compiling()
+                or bool(torch.isfinite(x).all())):
             return
         bad = (~torch.isfinite(x)).flatten(1).sum(1)
         msg = (f'EACViT input holds NaN/inf ({int(bad.sum())} values, in '
