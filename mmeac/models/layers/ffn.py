@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmeac.ops.compiled import use_compiled_kernels
+from mmeac.ops import HAS_COMPILED_KERNEL
 
 __all__ = ['SwiGLUFFN']
 
@@ -34,7 +34,9 @@ class SwiGLUFFN(nn.Module):
         # (CPU float32 only; under CPU autocast fc1 would not produce the
         # float32 the kernel takes)
         if (self.fc1.bias is not None
-                and use_compiled_kernels(x, self.fc1.weight, self.fc1.bias)
+                and HAS_COMPILED_KERNEL and all(
+                    t.device.type == 'cpu' and t.dtype == torch.float32
+                    for t in (x, self.fc1.weight, self.fc1.bias))
                 and not torch.is_autocast_enabled('cpu')):
             h = F.linear(x, self.fc1.weight)
             torch.ops.mmeac_C.swiglu_(h, self.fc1.bias)
@@ -42,3 +44,12 @@ class SwiGLUFFN(nn.Module):
         # inference: the gate is computed inside fc1's output buffer
         u, v = self.fc1(x).chunk(2, dim=-1)
         return self.fc2(F.silu(u, inplace=True).mul_(v))
+
+
+if HAS_COMPILED_KERNEL:
+
+    @torch.library.register_fake('mmeac_C::swiglu_')
+    def _swiglu_fake(h: Tensor, bias: Tensor) -> None:
+        """In place: nothing new to describe (lets torch.compile trace the
+        inference FFN)."""
+        return None
