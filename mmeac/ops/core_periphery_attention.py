@@ -116,21 +116,24 @@ def _attend(q: Tensor, k: Tensor, v: Tensor,
             scale: float) -> Tuple[Tensor, Tensor]:
     """``softmax(q k^T scale) v`` of one query group and each query row's
     log-sum-exp of the scores."""
-    scores = q @ k.transpose(-2, -1) * scale
+    scores = (q @ k.transpose(-2, -1)).mul_(scale)
     lse = scores.logsumexp(-1)
-    return (scores - lse.unsqueeze(-1)).exp() @ v, lse
+    prob = scores.sub_(lse.unsqueeze(-1)).exp_()  # in place: no autograd here
+    return prob @ v, lse
 
 
 def _attend_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
                      out: Tensor, lse: Tensor, scale: float) -> Grads:
     """Gradients of :func:`_attend` for one query group, the probabilities
     recomputed from the log-sum-exp."""
-    prob = (q @ k.transpose(-2, -1) * scale - lse.unsqueeze(-1)).exp()
+    scores = (q @ k.transpose(-2, -1)).mul_(scale)
+    prob = scores.sub_(lse.unsqueeze(-1)).exp_()
     grad_v = prob.transpose(-2, -1) @ grad_out
-    grad_prob = grad_out @ v.transpose(-2, -1)
-    # softmax backward: P * (dP - rowsum(dO * O)), then the score scale
-    grad_scores = prob * (grad_prob - (grad_out * out).sum(-1, keepdim=True))
-    grad_scores = grad_scores * scale
+    # softmax backward, in place in dP: dS = P * (dP - rowsum(dO * O)),
+    # times the score scale
+    grad_scores = grad_out @ v.transpose(-2, -1)
+    grad_scores.sub_((grad_out * out).sum(-1, keepdim=True))
+    grad_scores.mul_(prob).mul_(scale)
     return (grad_scores @ k, grad_scores.transpose(-2, -1) @ q, grad_v)
 
 

@@ -8,13 +8,12 @@ differ only in :meth:`attend`.
 import math
 from typing import Tuple
 
-import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from mmeac.ops import core_periphery_attention
-from .rope import apply_rope, apply_rope_
+from .rope import apply_rope
 
 __all__ = ['CorePeripheryAttention', 'DenseRoPEAttention']
 
@@ -50,14 +49,8 @@ class CorePeripheryAttention(nn.Module):
     def _qkv(self, x: Tensor, rope: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Roped q, k and v, each ``[B, heads, L, head_dim]`` (views)."""
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))
-        # one rotation pass over q and k together: [B, L, 2, heads, d];
-        # without autograd it rotates qkv's own buffer
-        cis = rope[:, :, None, None]
-        if torch.is_grad_enabled() or qkv.dtype not in (torch.float32,
-                                                         torch.float64):
-            qk = apply_rope(qkv[:, :, :2], cis)
-        else:
-            qk = apply_rope_(qkv[:, :, :2], cis)
+        # one rotation pass over q and k together: [B, L, 2, heads, d]
+        qk = apply_rope(qkv[:, :, :2], rope[:, :, None, None])
         q, k = qk.transpose(1, 3).unbind(2)
         return q, k, qkv[:, :, 2].transpose(1, 2)
 
