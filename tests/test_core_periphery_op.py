@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from mmeac.ops import (HAS_COMPILED_KERNEL, core_periphery_attention,
-                       core_periphery_attention_reference,
-                       core_periphery_mask)
+                       core_periphery_attention_reference, core_periphery_mask)
 from mmeac.ops.core_periphery_attention import (_load_compiled_kernels,
                                                 backward_cpu, backward_plain,
                                                 forward_cpu, forward_plain,
@@ -66,10 +65,10 @@ class _Ops:
         self._prof.__exit__(*exc)
         events = self._prof.events()
         self.names = {e.name for e in events}
-        self.largest = max((math.prod(shape) for e in events
-                            for shape in e.input_shapes if shape
-                            and all(isinstance(i, int) for i in shape)),
-                           default=0)
+        self.largest = max(
+            (math.prod(shape) for e in events for shape in e.input_shapes
+             if shape and all(isinstance(i, int) for i in shape)),
+            default=0)
 
 
 def _qkv(b, h, c, n, d, dv=None, dtype=torch.float64, grad=False, seed=0):
@@ -88,9 +87,8 @@ def _reference_lse(q, k, c, scale):
 
 def test_mask_blocks_only_patch_to_patch():
     mask = core_periphery_mask(2, 5)
-    expected = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 1],
-                             [1, 1, 0, 0, 0], [1, 1, 0, 0, 0],
-                             [1, 1, 0, 0, 0]]).bool()
+    expected = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0],
+                             [1, 1, 0, 0, 0], [1, 1, 0, 0, 0]]).bool()
     assert torch.equal(mask, expected)
     assert int(mask.sum()) == 2 * 3 * 2 + 2 * 2  # 2NC + C^2 pairs
 
@@ -131,8 +129,7 @@ def test_compiled_forward_equals_reference(b, h, c, n, d, dv):
     ref = core_periphery_attention_reference(q64, k64, v64, c, scale)
     torch.testing.assert_close(out.double(), ref, rtol=2e-6, atol=2e-6)
     torch.testing.assert_close(
-        lse.double(), _reference_lse(q64, k64, c, scale), rtol=2e-6,
-        atol=2e-6)
+        lse.double(), _reference_lse(q64, k64, c, scale), rtol=2e-6, atol=2e-6)
     assert out.transpose(1, 2).is_contiguous()
     assert lse.transpose(1, 2).is_contiguous()
     with _Ops() as ops:
@@ -145,8 +142,8 @@ def test_compiled_forward_equals_reference(b, h, c, n, d, dv):
 def test_compiled_forward_reads_strided_qkv():
     """q, k, v as the attention layer makes them: views of one fused
     [B, L, 3, heads, d] projection (row stride 3 * heads * d)."""
-    qkv = torch.randn(2, 8 + 70, 3, 4, 16,
-                      generator=torch.Generator().manual_seed(4))
+    qkv = torch.randn(
+        2, 8 + 70, 3, 4, 16, generator=torch.Generator().manual_seed(4))
     q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
     assert q.stride(2) == 3 * 4 * 16
     with _Ops() as ops:

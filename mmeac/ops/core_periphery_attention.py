@@ -91,11 +91,12 @@ def _token_major(x: Tensor) -> Tensor:
 def _cat_tokens(core: Tensor, patch: Tensor) -> Tensor:
     """Concatenate the two query groups along the token dim (2) into
     token-major storage."""
-    return torch.cat([core.transpose(1, 2), patch.transpose(1, 2)],
-                     dim=1).transpose(1, 2)
+    return torch.cat(
+        [core.transpose(1, 2), patch.transpose(1, 2)], dim=1).transpose(1, 2)
 
 
-def _empty_token_major(like: Tensor, shape: Tuple[int, ...],
+def _empty_token_major(like: Tensor,
+                       shape: Tuple[int, ...],
                        dtype: Optional[torch.dtype] = None) -> Tensor:
     """Uninitialised ``shape`` (``[B, heads, L, ...]``) in token-major
     storage, as the kernels return it (for the fake kernels)."""
@@ -106,9 +107,8 @@ def _empty_token_major(like: Tensor, shape: Tuple[int, ...],
 def _upcast(*tensors: Tensor) -> Tuple[Tensor, ...]:
     """Half precision to float32 (the plain path computes in float32 or
     float64)."""
-    return tuple(
-        t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-        for t in tensors)
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+                 for t in tensors)
 
 
 # -------------------------------------------------------------- plain path
@@ -160,20 +160,21 @@ def forward_plain(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
     return out.to(dtype), lse
 
 
-def _backward_by_group(attend_backward: Callable[..., Grads],
-                       grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
-                       out: Tensor, lse: Tensor, num_cores: int,
-                       scale: float) -> Grads:
+def _backward_by_group(attend_backward: Callable[..., Grads], grad_out: Tensor,
+                       q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                       lse: Tensor, num_cores: int, scale: float) -> Grads:
     """Run ``attend_backward`` for the core and the patch query groups and
     sum the core keys' and values' gradients of both."""
     c = num_cores
-    grad_q, grad_k, grad_v = attend_backward(grad_out[:, :, :c], q[:, :, :c],
-                                             k, v, out[:, :, :c],
-                                             lse[:, :, :c], scale)
+
+    def group(rows: slice, keys: slice) -> Grads:
+        return attend_backward(grad_out[:, :, rows], q[:, :, rows],
+                               k[:, :, keys], v[:, :, keys], out[:, :, rows],
+                               lse[:, :, rows], scale)
+
+    grad_q, grad_k, grad_v = group(slice(0, c), slice(None))
     if q.shape[2] > c:
-        grad_q_p, grad_k_c, grad_v_c = attend_backward(
-            grad_out[:, :, c:], q[:, :, c:], k[:, :, :c], v[:, :, :c],
-            out[:, :, c:], lse[:, :, c:], scale)
+        grad_q_p, grad_k_c, grad_v_c = group(slice(c, None), slice(0, c))
         grad_k[:, :, :c] += grad_k_c
         grad_v[:, :, :c] += grad_v_c
         grad_q = _cat_tokens(grad_q, grad_q_p)
@@ -193,8 +194,7 @@ def backward_plain(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
 
 
 # ---------------------------------------------------------- the operators
-@torch.library.custom_op(
-    'mmeac::core_periphery_attention', mutates_args=())
+@torch.library.custom_op('mmeac::core_periphery_attention', mutates_args=())
 def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
                   scale: float) -> Tuple[Tensor, Tensor]:
     return forward_plain(q, k, v, num_cores, scale)
@@ -220,8 +220,7 @@ def _cp_attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
 @_cp_attention_backward.register_fake
 def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
       lse: Tensor, num_cores: int, scale: float) -> Grads:
-    return tuple(
-        _empty_token_major(t, tuple(t.shape)) for t in (q, k, v))
+    return tuple(_empty_token_major(t, tuple(t.shape)) for t in (q, k, v))
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -234,8 +233,9 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_out: Tensor, _grad_lse: Optional[Tensor]):
     q, k, v, out, lse = ctx.saved_tensors
-    grad_q, grad_k, grad_v = _cp_attention_backward(
-        grad_out, q, k, v, out, lse, ctx.num_cores, ctx.scale)
+    grad_q, grad_k, grad_v = _cp_attention_backward(grad_out, q, k, v, out,
+                                                    lse, ctx.num_cores,
+                                                    ctx.scale)
     return grad_q, grad_k, grad_v, None, None
 
 
@@ -249,8 +249,7 @@ def forward_cpu(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
     query groups straight into the token-major output) for float32 inputs
     with contiguous last dims; :func:`forward_plain` for the rest."""
     _check_inputs(q, k, v, num_cores)
-    if all(t.dtype == torch.float32 and t.stride(-1) == 1
-           for t in (q, k, v)):
+    if all(t.dtype == torch.float32 and t.stride(-1) == 1 for t in (q, k, v)):
         return torch.ops.mmeac_C.cp_attention_fwd(q, k, v, num_cores, scale)
     return forward_plain(q, k, v, num_cores, scale)
 
@@ -331,7 +330,8 @@ def core_periphery_attention(q: Tensor,
     return _cp_attention(q, k, v, int(num_cores), float(scale))[0]
 
 
-def core_periphery_mask(num_cores: int, seq_len: int,
+def core_periphery_mask(num_cores: int,
+                        seq_len: int,
                         device: Optional[torch.device] = None) -> Tensor:
     """Boolean ``[L, L]`` mask, True where query ``i`` may attend key ``j``.
 
