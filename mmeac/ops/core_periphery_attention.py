@@ -116,10 +116,13 @@ def _attend(q: Tensor, k: Tensor, v: Tensor,
             scale: float) -> Tuple[Tensor, Tensor]:
     """``softmax(q k^T scale) v`` of one query group and each query row's
     log-sum-exp of the scores."""
+    # in place: no autograd runs inside the op's kernels
     scores = (q @ k.transpose(-2, -1)).mul_(scale)
-    lse = scores.logsumexp(-1)
-    prob = scores.sub_(lse.unsqueeze(-1)).exp_()  # in place: no autograd here
-    return prob @ v, lse
+    row_max = scores.amax(-1, keepdim=True)
+    weights = scores.sub_(row_max).exp_()
+    row_sum = weights.sum(-1, keepdim=True)
+    lse = (row_max + row_sum.log()).squeeze(-1)
+    return (weights @ v).div_(row_sum), lse
 
 
 def _attend_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
