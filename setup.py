@@ -10,7 +10,7 @@ when torch is importable at build time (``pip install --no-build-isolation``).
 They are built for the vector instructions of the machine that builds them,
 as mmcv's ops are. Environment variables:
 
-* ``MMEAC_WITH_OPS=0`` skips them (mmeac then runs its pure-PyTorch paths);
+* ``MMEAC_WITH_OPS=0`` skips them (mmeac then runs the op's plain path);
   ``MMEAC_WITH_OPS=1`` makes a failed build an error (default: a warning).
 * ``MMEAC_CPU_ISA=avx512|avx2|default`` overrides the detected instruction
   set.
@@ -71,7 +71,8 @@ def cpu_isa() -> str:
         return 'default'
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
-            flags = set(re.findall(r'^flags\s*:(.*)$', f.read(), re.M)[0].split())
+            flags = set(
+                re.findall(r'^flags\s*:(.*)$', f.read(), re.M)[0].split())
     except (OSError, IndexError):
         return 'default'
     if {'avx512f', 'avx512dq', 'avx512vl', 'avx512bw', 'fma'} <= flags:
@@ -86,7 +87,8 @@ ISA_FLAGS = {
         '-mavx512f', '-mavx512dq', '-mavx512vl', '-mavx512bw', '-mfma',
         '-DCPU_CAPABILITY=AVX512', '-DCPU_CAPABILITY_AVX512'
     ],
-    'avx2': ['-mavx2', '-mfma', '-DCPU_CAPABILITY=AVX2', '-DCPU_CAPABILITY_AVX2'],
+    'avx2':
+    ['-mavx2', '-mfma', '-DCPU_CAPABILITY=AVX2', '-DCPU_CAPABILITY_AVX2'],
     'default': [],
 }
 
@@ -106,8 +108,8 @@ def get_extensions() -> list:
         return []
     csrc = osp.join('mmeac', 'ops', 'csrc')
     sources = [osp.join(csrc, 'ops.cpp')] + sorted(
-        osp.join(csrc, 'cpu', f) for f in os.listdir(osp.join(HERE, csrc, 'cpu'))
-        if f.endswith('.cpp'))
+        osp.join(csrc, 'cpu', f)
+        for f in os.listdir(osp.join(HERE, csrc, 'cpu')) if f.endswith('.cpp'))
     return [
         CppExtension(
             'mmeac._C',
@@ -126,7 +128,8 @@ def get_cmdclass() -> dict:
     if not ext_modules:
         return dict(ext_modules=[], cmdclass={})
     from torch.utils.cpp_extension import BuildExtension
-    return dict(ext_modules=ext_modules, cmdclass={'build_ext': BuildExtension})
+    return dict(
+        ext_modules=ext_modules, cmdclass={'build_ext': BuildExtension})
 
 
 extras: Dict[str, List[str]] = {

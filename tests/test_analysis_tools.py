@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmeac.ops.compiled import compiled_ops_available, get_ops_backend
+from mmeac.ops import HAS_COMPILED_KERNEL
 
 import mmeac  # noqa: F401
 from mmeac.analysis import core_attention_maps, peak_memory_bytes
@@ -315,7 +315,6 @@ def test_benchmark_interrupted_keeps_measured_cases(tmp_path, monkeypatch):
 def test_benchmark_attention_tiny(tmp_path):
     tool = _tool('benchmark_attention')
     out = tmp_path / 'attn.json'
-    backend = get_ops_backend()
     rc = tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--num-cores', '16',
         '--sizes', '32', '64', '--op-sizes', '64', '--linear-size', '64',
@@ -330,19 +329,20 @@ def test_benchmark_attention_tiny(tmp_path):
     op = res['op'][0]
     assert op['shape'] == [1, 2, 16 + 16, 16]
     for key in ('forward', 'train', 'forward_merged', 'train_merged',
-                'forward_aten', 'train_aten'):
+                'forward_plain', 'train_plain'):
         assert op[f'ratio_{key}'] > 0
     assert len(op['op_forward']['runs_ms']) == 3
     assert len(op['sdpa_pair_merged_train']['runs_ms']) == 3
-    assert len(op['op_aten_forward']['runs_ms']) == 3
+    assert len(op['op_plain_forward']['runs_ms']) == 3
     lin = res['linear']
-    for key in ('ratio', 'ratio_aten', 'ratio_matmuls'):
+    for key in ('ratio', 'ratio_plain', 'ratio_matmuls'):
         assert lin[key] > 0
     assert lin['matmuls_only']['median_ms'] > 0
-    assert res['compiled_kernels'] == compiled_ops_available()
-    # the ATen-path variants ran with the compiled kernels switched off and
-    # left the backend as it was
-    assert get_ops_backend() == backend
+    assert res['compiled_kernel'] == HAS_COMPILED_KERNEL
+    # the plain-path variants left the op's CPU kernels enabled
+    op_module = importlib.import_module('mmeac.ops.core_periphery_attention')
+    assert not op_module._cp_attention._disabled_kernel
+    assert not op_module._cp_attention_backward._disabled_kernel
 
 
 def test_time_interleaved_rotates_and_stops():

@@ -1,4 +1,5 @@
 """EACViT: parity with the authors' fixtures, budgets, freezing, errors."""
+import functools
 import os.path as osp
 import subprocess
 import sys
@@ -334,10 +335,13 @@ def test_inference_in_place_path_equals_autograd_path(dtype):
 
 
 def test_dense_twin_differs_and_masked_impl_matches():
+    from mmeac.ops import core_periphery_attention_reference
     x = torch.randn(1, 3, 32, 32)
     base = tiny().eval()
-    masked = tiny(attn_cfg=dict(type='CorePeripheryAttention',
-                                impl='masked')).eval()
+    masked = tiny().eval()
+    for layer in masked.layers:  # the op's dense masked definition
+        layer.attn.attend = functools.partial(
+            core_periphery_attention_reference, scale=layer.attn.scale)
     dense = tiny(attn_cfg=dict(type='DenseRoPEAttention')).eval()
     masked.load_state_dict(base.state_dict())
     dense.load_state_dict(base.state_dict())

@@ -368,7 +368,7 @@ PYEOF
             (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace) >"$build_log" 2>&1 || {
                 tail -n 30 "$build_log" >&2
                 [[ "${MMEAC_WITH_OPS:-}" != 1 ]] || die "building mmeac._C failed (output above)"
-                log "warning: building mmeac._C failed; mmeac will use its ATen paths"
+                log "warning: building mmeac._C failed; mmeac will use its plain path"
             }
             rm -f "$build_log"
         fi
@@ -450,12 +450,12 @@ if editable:
 
 def mmeac_kernels():
     import os
-    from mmeac.ops import compiled
-    if not compiled.compiled_ops_available():
-        msg = f'mmeac._C did not load: {compiled._LOAD_ERROR}'
+    from mmeac.ops import COMPILED_KERNEL_ERROR
+    if COMPILED_KERNEL_ERROR is not None:
+        msg = f'mmeac._C did not load: {COMPILED_KERNEL_ERROR}'
         if os.environ.get('MMEAC_WITH_OPS') == '1':
             raise RuntimeError(msg)
-        print(f'[setup_env] warning: {msg}; mmeac will use its ATen paths')
+        print(f'[setup_env] warning: {msg}; mmeac will use its plain path')
 
 
 if editable:
@@ -472,10 +472,10 @@ print(f'[setup_env] OK: torch {torch.__version__}, mmengine {mmengine.__version_
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, '
       f'mmpretrain {mmpretrain.__version__}')
 if editable:
-    from mmeac.ops import compiled
-    print('[setup_env] mmeac kernels: ' + (
-        'compiled (mmeac._C)' if compiled.compiled_ops_available() else
-        'ATen fallback (mmeac._C not built)'))
+    from mmeac.ops import HAS_COMPILED_KERNEL
+    print('[setup_env] mmeac CPU attention kernel: ' + (
+        'compiled (mmeac._C)' if HAS_COMPILED_KERNEL else
+        'plain path (mmeac._C not built)'))
 PYEOF
 
 log "done in $((SECONDS - START)) s"

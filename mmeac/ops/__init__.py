@@ -1,10 +1,11 @@
 """Custom operators of mmeac."""
-from .core_periphery_attention import (core_periphery_attention,
+from .core_periphery_attention import (COMPILED_KERNEL_ERROR,
+                                       HAS_COMPILED_KERNEL,
+                                       core_periphery_attention,
                                        core_periphery_attention_reference,
-                                       core_periphery_mask,
-                                       sdpa_pair_attention)
+                                       core_periphery_mask)
 
 __all__ = [
     'core_periphery_attention', 'core_periphery_attention_reference',
-    'core_periphery_mask', 'sdpa_pair_attention'
+    'core_periphery_mask', 'HAS_COMPILED_KERNEL', 'COMPILED_KERNEL_ERROR'
 ]

@@ -1,50 +1,67 @@
 """Core-periphery attention as a PyTorch custom operator.
 
-The sequence is ``[cores; patches]`` with ``num_cores`` (C) core tokens first and
-N patch tokens after them. Core queries attend to every key; patch queries
-attend to the C core keys only, so no patch-to-patch score is ever formed and
-the cost of one layer is ``2NC + C^2`` query-key pairs instead of ``(N + C)^2``.
+The sequence is ``[cores; patches]`` with ``num_cores`` (C) core tokens first
+and N patch tokens after them. Core queries attend to every key; patch
+queries attend to the C core keys only, so no patch-to-patch score is ever
+formed and one layer costs ``2NC + C^2`` query-key pairs instead of
+``(N + C)^2``.
 
-The operator is registered in PyTorch's dispatcher as
-``torch.ops.mmeac.core_periphery_attention`` with
+The operator is ``torch.ops.mmeac.core_periphery_attention(q, k, v,
+num_cores, scale) -> (out, lse)``; :func:`core_periphery_attention` is its
+Python entry point. Its structure:
 
-* CPU and CUDA kernels. On the CPU in float32, mmeac's compiled kernel
-  (``mmeac_C::cp_attention_fwd``, see :mod:`mmeac.ops.compiled`) computes
-  both query groups straight into the output. Otherwise each query group is
-  one fused attention call, concatenated: ATen's flash kernel on CPU (which
-  also returns the row log-sum-exp), ``scaled_dot_product_attention``'s
-  flash / memory-efficient kernels on CUDA,
-* a fake (meta) kernel, so ``torch.compile(fullgraph=True)`` and
-  ``torch.export`` trace through it,
+* one plain implementation for every device (:func:`forward_plain`,
+  :func:`backward_plain`): per query group the softmax attention written
+  out, keeping each row's log-sum-exp, and the analytic backward that
+  recomputes the probabilities from it. Nothing of size ``(N + C)^2``
+  exists in either direction;
+* CPU kernels, registered once at import: the forward of mmeac's compiled
+  extension ``mmeac._C`` when it was built (:func:`forward_cpu`; float32
+  inputs, the plain path for other dtypes) and ATen's fused flash-attention
+  backward (:func:`backward_cpu`). ``HAS_COMPILED_KERNEL`` says whether the
+  extension loaded;
+* a fake kernel, so ``torch.compile(fullgraph=True)`` and ``torch.export``
+  trace through it;
 * outputs stored token-major (``[B, L, heads, d]`` in memory, returned as
   the ``[B, heads, L, d]`` view), so that merging the heads for the output
-  projection needs no copy,
-* a backward that is itself a custom operator
-  (``mmeac::core_periphery_attention_backward``) with ``O(NC)`` memory: the
-  fused flash backward on CPU, an analytic recomputation of the
-  probabilities elsewhere. No ``(N + C)^2`` tensor exists in either
-  direction.
+  projection needs no copy;
+* autograd through a second custom operator,
+  ``mmeac::core_periphery_attention_backward``.
 
 :func:`core_periphery_attention_reference` is the dense masked-attention
-definition the operator is tested against.
+definition the operator is tested against. ``docs/op_paths.md`` lists the
+paths and the measurements that keep the CPU kernels.
 """
-import functools
+import contextlib
+import importlib
 import math
-from typing import Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-from .compiled import compiled_ops_available, use_compiled_kernels
 
 __all__ = [
     'core_periphery_attention', 'core_periphery_attention_reference',
-    'core_periphery_mask', 'sdpa_pair_attention'
+    'core_periphery_mask', 'HAS_COMPILED_KERNEL', 'COMPILED_KERNEL_ERROR'
 ]
 
-_OP = 'mmeac::core_periphery_attention'
-_OP_BWD = 'mmeac::core_periphery_attention_backward'
+Grads = Tuple[Tensor, Tensor, Tensor]
+
+
+def _load_compiled_kernels() -> Optional[str]:
+    """Import ``mmeac._C`` (its load registers ``mmeac_C::*``); why it
+    failed, or None."""
+    try:
+        importlib.import_module('mmeac._C')
+    except (ImportError, OSError) as exc:
+        return f'{type(exc).__name__}: {exc}'
+    return None
+
+
+#: Why ``mmeac._C`` did not load (None when it did).
+COMPILED_KERNEL_ERROR = _load_compiled_kernels()
+#: Whether the CPU forward runs mmeac's compiled kernel (decided at import).
+HAS_COMPILED_KERNEL = COMPILED_KERNEL_ERROR is None
 
 
 def _check_inputs(q: Tensor, k: Tensor, v: Tensor, num_cores: int) -> None:
@@ -64,190 +81,149 @@ def _check_inputs(q: Tensor, k: Tensor, v: Tensor, num_cores: int) -> None:
                          f'sequence length), got {num_cores}')
 
 
-_CPU_FLASH = getattr(torch.ops.aten,
-                     '_scaled_dot_product_flash_attention_for_cpu', None)
-_CPU_FLASH_BWD = getattr(torch.ops.aten,
-                         '_scaled_dot_product_flash_attention_for_cpu_backward',
-                         None)
-
-
-def _uses_cpu_flash(q: Tensor) -> bool:
-    """CPU tensors go through ATen's fused flash kernels (forward keeps the
-    log-sum-exp so that the fused backward can be used too)."""
-    return q.device.type == 'cpu' and _CPU_FLASH is not None
-
-
-def _forward_kernel(q: Tensor, k: Tensor, v: Tensor) -> str:
-    """Which forward runs: ``'compiled'`` (mmeac's kernel: float32 CPU with
-    contiguous last dims), ``'flash'`` (ATen's CPU flash kernel) or
-    ``'sdpa'``. The first two also return the log-sum-exp."""
-    if use_compiled_kernels(q, k, v) and all(
-            t.stride(-1) == 1 for t in (q, k, v)):
-        return 'compiled'
-    return 'flash' if _uses_cpu_flash(q) else 'sdpa'
-
-
+# ------------------------------------------------------------------ layout
 def _token_major(x: Tensor) -> Tensor:
     """``x`` ``[B, heads, L, ...]`` stored token-major (``[B, L, heads, ...]``
-    in memory), returned as the same ``[B, heads, L, ...]`` view.
-
-    The operator's outputs use this layout: ``out.transpose(1, 2)`` is then
-    contiguous, so merging the heads before the output projection is free,
-    and ATen's CPU flash kernels produce it natively.
-    """
+    in memory), returned as the same ``[B, heads, L, ...]`` view."""
     return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def _cat_tokens(core: Tensor, patch: Tensor) -> Tensor:
-    """Concatenate along the token dim (2) into token-major storage: one
-    contiguous copy per part when the parts are token-major already."""
-    return torch.cat([core.transpose(1, 2), patch.transpose(1, 2)],
-                     dim=1).transpose(1, 2)
+    """Concatenate the two query groups along the token dim (2) into
+    token-major storage."""
+    return torch.cat(
+        [core.transpose(1, 2), patch.transpose(1, 2)], dim=1).transpose(1, 2)
 
 
-def _empty_token_major(like: Tensor, shape: Tuple[int, ...],
+def _empty_token_major(like: Tensor,
+                       shape: Tuple[int, ...],
                        dtype: Optional[torch.dtype] = None) -> Tensor:
     """Uninitialised ``shape`` (``[B, heads, L, ...]``) in token-major
-    storage, as the kernels return it (used by the fake kernels)."""
+    storage, as the kernels return it (for the fake kernels)."""
     swapped = (shape[0], shape[2], shape[1]) + tuple(shape[3:])
     return like.new_empty(swapped, dtype=dtype).transpose(1, 2)
 
 
-@torch.library.custom_op(_OP, mutates_args=(), device_types=('cpu', 'cuda'))
-def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
+def _upcast(*tensors: Tensor) -> Tuple[Tensor, ...]:
+    """Half precision to float32 (the plain path computes in float32 or
+    float64)."""
+    return tuple(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+                 for t in tensors)
+
+
+# -------------------------------------------------------------- plain path
+def _attend(q: Tensor, k: Tensor, v: Tensor,
+            scale: float) -> Tuple[Tensor, Tensor]:
+    """``softmax(q k^T scale) v`` of one query group and each query row's
+    log-sum-exp of the scores."""
+    # in place: no autograd runs inside the op's kernels
+    scores = (q @ k.transpose(-2, -1)).mul_(scale)
+    row_max = scores.amax(-1, keepdim=True)
+    weights = scores.sub_(row_max).exp_()
+    row_sum = weights.sum(-1, keepdim=True)
+    lse = (row_max + row_sum.log()).squeeze(-1)
+    return (weights @ v).div_(row_sum), lse
+
+
+def _attend_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
+                     out: Tensor, lse: Tensor, scale: float) -> Grads:
+    """Gradients of :func:`_attend` for one query group, the probabilities
+    recomputed from the log-sum-exp."""
+    scores = (q @ k.transpose(-2, -1)).mul_(scale)
+    prob = scores.sub_(lse.unsqueeze(-1)).exp_()
+    grad_v = prob.transpose(-2, -1) @ grad_out
+    # softmax backward, in place in dP: dS = P * (dP - rowsum(dO * O)),
+    # times the score scale
+    grad_scores = grad_out @ v.transpose(-2, -1)
+    grad_scores.sub_((grad_out * out).sum(-1, keepdim=True))
+    grad_scores.mul_(prob).mul_(scale)
+    return (grad_scores @ k, grad_scores.transpose(-2, -1) @ q, grad_v)
+
+
+def forward_plain(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
                   scale: float) -> Tuple[Tensor, Tensor]:
-    """Kernel for CPU and CUDA; returns the output and, on CPU, the
-    log-sum-exp of every query row (empty elsewhere)."""
+    """The operator on any device: core queries against all keys, patch
+    queries against the core keys; half precision computes in float32.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``out`` (``q``'s dtype) and the row
+        log-sum-exp ``lse`` ``[B, heads, L]`` (float32, float64 for float64
+        inputs), both token-major.
+    """
     _check_inputs(q, k, v, num_cores)
     c = num_cores
-    kernel = _forward_kernel(q, k, v)
-    if kernel == 'compiled':
-        return torch.ops.mmeac_C.cp_attention_fwd(q, k, v, c, scale)
-    if kernel == 'flash':
-        out, lse = _CPU_FLASH(q[:, :, :c], k, v, scale=scale)
-        if q.shape[2] == c:
-            return _token_major(out), _token_major(lse)
-        out_p, lse_p = _CPU_FLASH(
-            q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
-        return _cat_tokens(out, out_p), _cat_tokens(lse, lse_p)
-    # CUDA (and CPU without ATen's flash op): SDPA's fused kernels
-    out = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
+    dtype = q.dtype
+    q, k, v = _upcast(q, k, v)
+    out, lse = _attend(q[:, :, :c], k, v, scale)
     if q.shape[2] > c:
-        out = _cat_tokens(
-            out,
-            F.scaled_dot_product_attention(
-                q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale))
-    return _token_major(out), q.new_empty(0, dtype=torch.float32)
+        out_p, lse_p = _attend(q[:, :, c:], k[:, :, :c], v[:, :, :c], scale)
+        out, lse = _cat_tokens(out, out_p), _cat_tokens(lse, lse_p)
+    else:
+        out, lse = _token_major(out), _token_major(lse)
+    return out.to(dtype), lse
 
 
-def _fake_outputs(q: Tensor, v: Tensor,
-                  lse_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """Token-major output and log-sum-exp as the CPU kernels return them."""
-    out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
-    return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
+def _backward_by_group(attend_backward: Callable[..., Grads], grad_out: Tensor,
+                       q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                       lse: Tensor, num_cores: int, scale: float) -> Grads:
+    """Run ``attend_backward`` for the core and the patch query groups and
+    sum the core keys' and values' gradients of both."""
+    c = num_cores
+
+    def group(rows: slice, keys: slice) -> Grads:
+        return attend_backward(grad_out[:, :, rows], q[:, :, rows],
+                               k[:, :, keys], v[:, :, keys], out[:, :, rows],
+                               lse[:, :, rows], scale)
+
+    grad_q, grad_k, grad_v = group(slice(0, c), slice(None))
+    if q.shape[2] > c:
+        grad_q_p, grad_k_c, grad_v_c = group(slice(c, None), slice(0, c))
+        grad_k[:, :, :c] += grad_k_c
+        grad_v[:, :, :c] += grad_v_c
+        grad_q = _cat_tokens(grad_q, grad_q_p)
+    return grad_q, grad_k, grad_v
+
+
+def backward_plain(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
+                   out: Tensor, lse: Tensor, num_cores: int,
+                   scale: float) -> Grads:
+    """Gradients for q, k and v (token-major, the inputs' dtype) on any
+    device; half precision computes in float32."""
+    dtype = q.dtype
+    grads = _backward_by_group(_attend_backward,
+                               *_upcast(grad_out, q, k, v, out), lse,
+                               num_cores, scale)
+    return tuple(_token_major(g.to(dtype)) for g in grads)
+
+
+# ---------------------------------------------------------- the operators
+@torch.library.custom_op('mmeac::core_periphery_attention', mutates_args=())
+def _cp_attention(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
+                  scale: float) -> Tuple[Tensor, Tensor]:
+    return forward_plain(q, k, v, num_cores, scale)
 
 
 @_cp_attention.register_fake
 def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
       scale: float) -> Tuple[Tensor, Tensor]:
     torch._check(q.dim() == 4)
-    if _forward_kernel(q, k, v) == 'sdpa':
-        out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
-        return out, q.new_empty(0, dtype=torch.float32)
-    # the real kernels: float64 lse only from CPU flash on float64 inputs
+    out = _empty_token_major(q, tuple(q.shape[:-1]) + (v.shape[-1], ))
     lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-    return _fake_outputs(q, v, lse_dtype)
-
-
-if compiled_ops_available():
-
-    @torch.library.register_fake('mmeac_C::cp_attention_fwd')
-    def _(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
-          scale: float) -> Tuple[Tensor, Tensor]:
-        return _fake_outputs(q, v, torch.float32)
-
-
-def _softmax_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                  grad_out: Tensor,
-                  scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """Gradients of ``softmax(q k^T scale) v`` for one query group."""
-    prob = torch.softmax(q @ k.transpose(-2, -1) * scale, dim=-1)
-    grad_v = prob.transpose(-2, -1) @ grad_out
-    grad_s = grad_out @ v.transpose(-2, -1)
-    grad_s.sub_((grad_out * out).sum(-1, keepdim=True)).mul_(prob)
-    grad_s.mul_(scale)
-    return grad_s @ k, grad_s.transpose(-2, -1) @ q, grad_v
-
-
-def _last_dim_contiguous(x: Tensor) -> Tensor:
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
-def _flash_grad(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
-                grad_out: Tensor,
-                scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """The same gradients through ATen's fused CPU flash backward (it reads
-    any strides whose last dim is contiguous)."""
-    return _CPU_FLASH_BWD(
-        _last_dim_contiguous(grad_out),
-        q,
-        k,
-        v,
-        _last_dim_contiguous(out),
-        lse,
-        0.0,
-        False,
-        scale=scale)
+    return out, _empty_token_major(q, tuple(q.shape[:3]), dtype=lse_dtype)
 
 
 @torch.library.custom_op(
-    _OP_BWD, mutates_args=(), device_types=('cpu', 'cuda'))
+    'mmeac::core_periphery_attention_backward', mutates_args=())
 def _cp_attention_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
                            out: Tensor, lse: Tensor, num_cores: int,
-                           scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    """Backward in ``O(NC)`` memory.
-
-    With a log-sum-exp from the CPU forward, ATen's fused flash backward runs
-    for both query groups; otherwise the probabilities are recomputed
-    analytically (half precision accumulates in float32).
-    """
-    c = num_cores
-    dtype = q.dtype
-    fused = lse.numel() > 0 and _CPU_FLASH_BWD is not None
-    if fused:
-        grad = functools.partial(_flash_grad, scale=scale)
-        args_c = (lse[:, :, :c], )
-        args_p = (lse[:, :, c:], )
-    else:
-        if dtype in (torch.float16, torch.bfloat16):
-            grad_out, q, k, v, out = (t.float()
-                                      for t in (grad_out, q, k, v, out))
-        grad = functools.partial(_softmax_grad, scale=scale)
-        args_c = args_p = ()
-
-    def run(rows: slice, keys: slice, extra):
-        q_, k_, v_, o_, g_ = (q[:, :, rows], k[:, :, keys], v[:, :, keys],
-                              out[:, :, rows], grad_out[:, :, rows])
-        if fused:
-            return grad(q_, k_, v_, o_, *extra, g_)
-        return grad(q_, k_, v_, o_, g_)
-
-    gq, gk, gv = run(slice(0, c), slice(None), args_c)
-    if q.shape[2] > c:
-        gq_p, gk_c, gv_c = run(slice(c, None), slice(0, c), args_p)
-        gk[:, :, :c] += gk_c
-        gv[:, :, :c] += gv_c
-        gq = _cat_tokens(gq, gq_p)
-    return tuple(_token_major(g.to(dtype)) for g in (gq, gk, gv))
+                           scale: float) -> Grads:
+    return backward_plain(grad_out, q, k, v, out, lse, num_cores, scale)
 
 
 @_cp_attention_backward.register_fake
 def _(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-      lse: Tensor, num_cores: int,
-      scale: float) -> Tuple[Tensor, Tensor, Tensor]:
-    return (_empty_token_major(q, tuple(q.shape)),
-            _empty_token_major(k, tuple(k.shape)),
-            _empty_token_major(v, tuple(v.shape)))
+      lse: Tensor, num_cores: int, scale: float) -> Grads:
+    return tuple(_empty_token_major(t, tuple(t.shape)) for t in (q, k, v))
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -260,14 +236,78 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _backward(ctx, grad_out: Tensor, _grad_lse: Optional[Tensor]):
     q, k, v, out, lse = ctx.saved_tensors
-    gq, gk, gv = _cp_attention_backward(grad_out, q, k, v, out,
-                                        lse, ctx.num_cores, ctx.scale)
-    return gq, gk, gv, None, None
+    grad_q, grad_k, grad_v = _cp_attention_backward(grad_out, q, k, v, out,
+                                                    lse, ctx.num_cores,
+                                                    ctx.scale)
+    return grad_q, grad_k, grad_v, None, None
 
 
 _cp_attention.register_autograd(_backward, setup_context=_setup_context)
 
 
+# ------------------------------------------------------------- CPU kernels
+def forward_cpu(q: Tensor, k: Tensor, v: Tensor, num_cores: int,
+                scale: float) -> Tuple[Tensor, Tensor]:
+    """mmeac's compiled CPU kernel (``mmeac_C::cp_attention_fwd``: both
+    query groups straight into the token-major output) for float32 inputs
+    with contiguous last dims; :func:`forward_plain` for the rest."""
+    _check_inputs(q, k, v, num_cores)
+    if all(t.dtype == torch.float32 and t.stride(-1) == 1 for t in (q, k, v)):
+        return torch.ops.mmeac_C.cp_attention_fwd(q, k, v, num_cores, scale)
+    return forward_plain(q, k, v, num_cores, scale)
+
+
+def _contiguous_last_dim(x: Tensor) -> Tensor:
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _flash_attend_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
+                           out: Tensor, lse: Tensor, scale: float) -> Grads:
+    """:func:`_attend_backward` by ATen's fused CPU flash-attention backward
+    (reads any strides whose last dim is contiguous)."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        _contiguous_last_dim(grad_out),
+        _contiguous_last_dim(q),
+        _contiguous_last_dim(k),
+        _contiguous_last_dim(v),
+        _contiguous_last_dim(out),
+        lse,
+        0.0,
+        False,
+        scale=scale)
+
+
+def backward_cpu(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor,
+                 out: Tensor, lse: Tensor, num_cores: int,
+                 scale: float) -> Grads:
+    """:func:`backward_plain` through ATen's fused CPU flash backward (which
+    needs one head size for q, k and v; :func:`backward_plain` otherwise)."""
+    if v.shape[-1] != q.shape[-1]:
+        return backward_plain(grad_out, q, k, v, out, lse, num_cores, scale)
+    grads = _backward_by_group(_flash_attend_backward, grad_out, q, k, v, out,
+                               lse, num_cores, scale)
+    return tuple(_token_major(g) for g in grads)
+
+
+if HAS_COMPILED_KERNEL:
+    _cp_attention.register_kernel('cpu')(forward_cpu)
+_cp_attention_backward.register_kernel('cpu')(backward_cpu)
+
+
+@contextlib.contextmanager
+def plain_path() -> Iterator[None]:
+    """Inside the block the operators run their plain implementation on the
+    CPU too (the CPU kernels disabled): for comparisons in tests and
+    benchmarks."""
+    with contextlib.ExitStack() as stack:
+        if HAS_COMPILED_KERNEL:
+            stack.enter_context(_cp_attention.set_kernel_enabled('cpu', False))
+        stack.enter_context(
+            _cp_attention_backward.set_kernel_enabled('cpu', False))
+        yield
+
+
+# ------------------------------------------------------------------ public
 def core_periphery_attention(q: Tensor,
                              k: Tensor,
                              v: Tensor,
@@ -293,7 +333,8 @@ def core_periphery_attention(q: Tensor,
     return _cp_attention(q, k, v, int(num_cores), float(scale))[0]
 
 
-def core_periphery_mask(num_cores: int, seq_len: int,
+def core_periphery_mask(num_cores: int,
+                        seq_len: int,
                         device: Optional[torch.device] = None) -> Tensor:
     """Boolean ``[L, L]`` mask, True where query ``i`` may attend key ``j``.
 
@@ -311,10 +352,10 @@ def core_periphery_attention_reference(
         v: Tensor,
         num_cores: int,
         scale: Optional[float] = None) -> Tensor:
-    """Dense attention with the boolean core-periphery mask (for tests).
+    """The definition: dense attention with the core-periphery mask.
 
-    Materialises the full ``(C + N)^2`` score matrix: use it only to check
-    :func:`core_periphery_attention` on small inputs.
+    Materialises the full ``(C + N)^2`` score matrix: for tests and
+    analysis on small inputs only.
     """
     _check_inputs(q, k, v, num_cores)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -322,22 +363,3 @@ def core_periphery_attention_reference(
     mask = core_periphery_mask(num_cores, q.shape[2], q.device)
     scores = scores.masked_fill(~mask, float('-inf'))
     return torch.softmax(scores, dim=-1) @ v
-
-
-def sdpa_pair_attention(q: Tensor,
-                        k: Tensor,
-                        v: Tensor,
-                        num_cores: int,
-                        scale: Optional[float] = None) -> Tensor:
-    """The authors' formulation: two SDPA calls and a concatenation.
-
-    Kept as the baseline the operator is benchmarked against; it is
-    differentiated by autograd through SDPA rather than by the operator's
-    ``O(NC)`` backward.
-    """
-    _check_inputs(q, k, v, num_cores)
-    c = num_cores
-    core = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
-    patch = F.scaled_dot_product_attention(
-        q[:, :, c:], k[:, :, :c], v[:, :, :c], scale=scale)
-    return torch.cat([core, patch], dim=2)

@@ -2,20 +2,18 @@
 
 ``CorePeripheryAttention`` is the EAC attention; ``DenseRoPEAttention`` is its
 dense twin (every token attends to every token), used as the baseline in the
-benchmarks. Both are registered in MMEngine's root ``MODELS`` registry.
+benchmarks. Both are registered in MMEngine's root ``MODELS`` registry and
+differ only in :meth:`attend`.
 """
 import math
 from typing import Tuple
 
-import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from mmeac.ops import (core_periphery_attention,
-                       core_periphery_attention_reference,
-                       sdpa_pair_attention)
-from .rope import apply_rope, apply_rope_
+from mmeac.ops import core_periphery_attention
+from .rope import apply_rope
 
 __all__ = ['CorePeripheryAttention', 'DenseRoPEAttention']
 
@@ -31,53 +29,36 @@ class CorePeripheryAttention(nn.Module):
         embed_dims (int): Channels D.
         num_heads (int): Heads; ``D / num_heads`` must be divisible by 4.
         qkv_bias (bool): Bias in the q/k/v projection. Defaults to True.
-        impl (str): ``'op'`` (the custom operator, default), ``'sdpa_pair'``
-            (the authors' two-SDPA formulation) or ``'masked'`` (dense
-            masked reference; small inputs only).
     """
-    _impls = {
-        'op': core_periphery_attention,
-        'sdpa_pair': sdpa_pair_attention,
-        'masked': core_periphery_attention_reference,
-    }
 
     def __init__(self,
                  embed_dims: int,
                  num_heads: int,
-                 qkv_bias: bool = True,
-                 impl: str = 'op') -> None:
+                 qkv_bias: bool = True) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by '
                              f'num_heads {num_heads}')
-        if impl not in self._impls:
-            raise ValueError(f'impl must be one of {sorted(self._impls)}, '
-                             f'got {impl!r}')
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dim = embed_dims // num_heads
         self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.impl = impl
         self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
     def _qkv(self, x: Tensor, rope: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Roped q, k and v, each ``[B, heads, L, head_dim]`` (views)."""
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))
-        # one rotation pass over q and k together: [B, L, 2, heads, d];
-        # without autograd it rotates qkv's own buffer
-        cis = rope[:, :, None, None]
-        if torch.is_grad_enabled() or qkv.dtype not in (torch.float32,
-                                                         torch.float64):
-            qk = apply_rope(qkv[:, :, :2], cis)
-        else:
-            qk = apply_rope_(qkv[:, :, :2], cis)
+        # one rotation pass over q and k together: [B, L, 2, heads, d]
+        qk = apply_rope(qkv[:, :, :2], rope[:, :, None, None])
         q, k = qk.transpose(1, 3).unbind(2)
         return q, k, qkv[:, :, 2].transpose(1, 2)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor,
                num_cores: int) -> Tensor:
-        return self._impls[self.impl](q, k, v, num_cores, self.scale)
+        """Core-periphery attention of ``[B, heads, L, head_dim]`` q, k, v
+        (:func:`mmeac.ops.core_periphery_attention`)."""
+        return core_periphery_attention(q, k, v, num_cores, self.scale)
 
     def forward(self, x: Tensor, num_cores: int, rope: Tensor) -> Tensor:
         """Args:
@@ -98,12 +79,7 @@ class DenseRoPEAttention(CorePeripheryAttention):
     against it to isolate what the core-periphery pattern saves.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 qkv_bias: bool = True) -> None:
-        super().__init__(embed_dims, num_heads, qkv_bias)
-
     def attend(self, q: Tensor, k: Tensor, v: Tensor,
                num_cores: int) -> Tensor:
+        """Attention of every token to every token."""
         return F.scaled_dot_product_attention(q, k, v, scale=self.scale)

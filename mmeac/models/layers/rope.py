@@ -14,16 +14,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ['AxialRoPE2D', 'apply_rope', 'apply_rope_', 'farthest_point_coords']
-
-
-def apply_rope_(x: Tensor, cis: Tensor) -> Tensor:
-    """In-place :func:`apply_rope` for float32 / float64 ``x`` (no autograd
-    through it); returns ``x``."""
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f'apply_rope_ needs float32 or float64, got {x.dtype}')
-    torch.view_as_complex(x.unflatten(-1, (-1, 2))).mul_(cis)
-    return x
+__all__ = ['AxialRoPE2D', 'apply_rope', 'farthest_point_coords']
 
 
 def apply_rope(x: Tensor, cis: Tensor) -> Tensor:

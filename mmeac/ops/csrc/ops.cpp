@@ -1,9 +1,9 @@
-// Schemas of mmeac's compiled kernels and the Python module they load with.
+// Schema of mmeac's compiled kernel and the Python module it loads with.
 //
-// The kernels live in the `mmeac_C` namespace of PyTorch's dispatcher. They
-// are building blocks of the Python-level ops in mmeac.ops (which own
-// autograd, fake kernels and input checks) and are not meant to be called
-// directly.
+// The kernel lives in the `mmeac_C` namespace of PyTorch's dispatcher. It is
+// the CPU forward of the Python-level op mmeac::core_periphery_attention
+// (mmeac/ops/core_periphery_attention.py, which owns autograd, the fake
+// kernel and input checks) and is not meant to be called directly.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -20,7 +20,4 @@ TORCH_LIBRARY(mmeac_C, m) {
   // Core-periphery attention forward: (out, lse), both token-major.
   m.def("cp_attention_fwd(Tensor q, Tensor k, Tensor v, int num_cores, "
         "float scale) -> (Tensor, Tensor)");
-  // SwiGLU gate in place: h = [u | w] (the bias-free fc1 output, with bias
-  // [b_u | b_w]) becomes [silu(u + b_u) * (w + b_w) | w].
-  m.def("swiglu_(Tensor(a!) h, Tensor bias) -> ()");
 }
