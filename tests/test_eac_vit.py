@@ -320,9 +320,8 @@ def test_with_cp_and_drop_path_same_gradients_in_eval_math():
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
-def test_inference_in_place_path_equals_autograd_path(dtype):
-    """Without autograd the blocks rotate q/k, gate the FFN and add the
-    residuals in place; the result must equal the autograd path's."""
+def test_no_grad_forward_equals_autograd_forward(dtype):
+    """The forward under ``no_grad`` (inference) equals the autograd one."""
     model = tiny(output_cls_token=True).eval().to(dtype)
     x = torch.randn(2, 3, 40, 56, dtype=dtype)
     with torch.no_grad():

@@ -78,24 +78,13 @@ class EACBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.with_cp = with_cp
 
-    @staticmethod
-    def _residual(x: Tensor, branch: Tensor) -> Tensor:
-        """``x + branch`` in ``x``'s dtype or wider.
-
-        Under autocast the branch comes out of a 16-bit matmul while the
-        residual stream stays float32 (as in the authors' model); without
-        autograd the sum goes into the branch's fresh buffer when the dtypes
-        agree rather than allocating a third tensor.
-        """
-        if torch.is_grad_enabled() or branch.dtype != x.dtype:
-            return x + branch
-        return branch.add_(x)
-
     def _forward(self, x: Tensor, num_cores: int,
                  rope: Tensor) -> Tensor:
-        x = self._residual(
-            x, self.drop_path(self.attn(self.ln1(x), num_cores, rope)))
-        return self._residual(x, self.drop_path(self.ffn(self.ln2(x))))
+        # under autocast the branches come out of 16-bit matmuls and the
+        # sums promote them: the residual stream stays float32, as in the
+        # authors' model
+        x = x + self.drop_path(self.attn(self.ln1(x), num_cores, rope))
+        return x + self.drop_path(self.ffn(self.ln2(x)))
 
     def _forward_from(self, x: Tensor, num_cores: int, rope: Tensor,
                       gen_state: Optional[Tensor]) -> Tensor:
