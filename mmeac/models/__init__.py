@@ -1,6 +1,5 @@
-"""mmeac models: backbones, layers, necks and heads."""
-from . import heads, layers, necks  # noqa: F401
+"""mmeac models: backbones, layers, necks, heads and distillers."""
+from . import distillers, heads, layers, necks  # noqa: F401
 from .backbones import EACViT
-from .distillers import EACDistiller
 
-__all__ = ['EACViT', 'EACDistiller']
+__all__ = ['EACViT']

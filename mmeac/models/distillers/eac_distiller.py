@@ -56,7 +56,7 @@ def _parse_sizes(input_size) -> List[Tuple[int, int]]:
     return sizes
 
 
-@ROOT_MODELS.register_module()
+@ROOT_MODELS.register_module(force=True)  # replaces the lazy builder
 class EACDistiller(BaseSelfSupervisor):
     """Feature distillation of an :class:`EACViT` student (``backbone``).
 
