@@ -1,16 +1,14 @@
 # Test-sized EAC UperNet (4 blocks of 32 channels, 16 cores, 64 px crops,
 # 4 iterations) on the built-in ADE20K data; used by tests/test_seg_e2e.py.
 _base_ = './upernet_eac-tiny_1xb8-400it_builtin-ade20k-128x128.py'
-crop_size = (64, 64)
 embed_dims = 32
-data_preprocessor = dict(size=crop_size)
-# the backbone's size (replaces the base's arch='b')
 arch = dict(embed_dims=embed_dims, num_layers=4, num_heads=2, mlp_ratio=2.0)
+crop_size = (64, 64)
+data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         arch=dict(_delete_=True, **arch),
-        patch_size=8,
         max_cores=16,
         out_indices=(0, 1, 2, 3)),
     neck=dict(in_channels=[embed_dims] * 4, out_channels=embed_dims),
