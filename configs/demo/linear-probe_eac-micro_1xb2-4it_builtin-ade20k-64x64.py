@@ -5,15 +5,9 @@
 # 1e-4, poly decay (as linear-probe_eac-b_1xb8-40k_ade20k-512x512.py).
 _base_ = './upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py'
 model = dict(
+    # random weights unless --cfg-options fills init_cfg (see the base)
     backbone=dict(
-        num_cores=8,
-        out_indices=-1,
-        output_cls_token=True,
-        frozen_stages=4,
-        # random weights; probe a checkpoint with --cfg-options
-        # model.backbone.init_cfg.type=Pretrained
-        # model.backbone.init_cfg.checkpoint=CKPT
-        init_cfg=dict(_delete_=True)),
+        num_cores=8, out_indices=-1, output_cls_token=True, frozen_stages=4),
     neck=None,
     decode_head=dict(
         _delete_=True,

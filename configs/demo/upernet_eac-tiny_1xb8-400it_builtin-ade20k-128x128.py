@@ -20,7 +20,10 @@ model = dict(
         max_cores=32,
         out_indices=(1, 2, 3, 5),
         drop_path_rate=0.0,
-        init_cfg=None),
+        # trained from scratch; an empty init_cfg (not None) can still be
+        # filled with --cfg-options model.backbone.init_cfg.type=Pretrained
+        # model.backbone.init_cfg.checkpoint=CKPT
+        init_cfg=dict(_delete_=True)),
     # patch 8: strides 4/8/16/32 come from scales 2/1/0.5/0.25
     neck=dict(
         in_channels=[embed_dims] * 4,
