@@ -26,9 +26,9 @@ from _tool_helpers import (REPO, TOOLS, log_text, python_tool, run,
 from mmeac.testing import make_imagenet
 
 PROBE_DEMO = osp.join(REPO, 'configs', 'demo',
-                      'linear-probe_eac-tiny_1xb4-4it_imagenet-64px.py')
+                      'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py')
 FT_DEMO = osp.join(REPO, 'configs', 'demo',
-                   'eac-tiny_1xb4-ft-4it_imagenet-64px.py')
+                   'eac-tiny_1xb4-ft-4it_builtin-in1k-64px.py')
 PROBE = {
     a:
     osp.join(REPO, 'configs', 'eac',
@@ -40,7 +40,7 @@ DROPIN = osp.join(REPO, 'configs', 'dropin', 'eac-b_64xb64_in1k-384px.py')
 CLS_CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'eac', '*in1k*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'dropin', '*in1k*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'demo', '*imagenet*.py')))
+    glob.glob(osp.join(REPO, 'configs', 'demo', '*in1k*.py')))
 TINY = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 
 

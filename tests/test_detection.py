@@ -21,10 +21,10 @@ from _tool_helpers import REPO
 from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',
-                'mask-rcnn_eac-tiny_fpn_lsj-128_coco.py')
+                'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py')
 MAIN = {
     a: osp.join(REPO, 'configs', 'eac',
-                f'mask-rcnn_eac-{a}_fpn_lsj-1024_coco.py')
+                f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
     for a in 'sbl'
 }
 DROPIN = osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_eac-b_fpn_1x_coco.py')

@@ -20,7 +20,7 @@ from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
 from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',
-                'mask-rcnn_eac-tiny_fpn_lsj-128_coco.py')
+                'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py')
 CLASSES = ('airplane', 'boat', 'sports ball', 'book', 'clock', 'vase')
 # random-ish weights after 4 iterations: keep every box for the metric
 FAST = ['model.test_cfg.rcnn.score_thr=0.0', 'randomness.seed=0']

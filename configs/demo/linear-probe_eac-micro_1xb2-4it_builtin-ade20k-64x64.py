@@ -1,72 +1,37 @@
-# Test-sized linear probe (the backbone of
-# upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py, frozen, at 8 cores;
-# patch ++ global token -> linear head), used by tests/test_seg_e2e.py.
-# Point model.backbone.init_cfg at a trained checkpoint to probe it.
-_base_ = [
-    '../_base_/models/linear-probe_eac.py', '../_base_/datasets/ade20k_512.py',
-    '../_base_/default_runtime_seg.py',
-    '../_base_/schedules/schedule_seg-probe_40k.py'
-]
-crop_size = (64, 64)
-embed_dims = 32
-data_preprocessor = dict(size=crop_size)
+# Test-sized linear probe, used by tests/test_seg_e2e.py: the backbone of
+# upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py (its data, 4 iterations
+# and runtime too), frozen and probed at 8 cores with the paper's protocol:
+# patch ++ global token -> one linear layer, AdamW lr 0.01, weight decay
+# 1e-4, poly decay (as linear-probe_eac-b_1xb8-40k_ade20k-512x512.py).
+_base_ = './upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py'
 model = dict(
-    data_preprocessor=data_preprocessor,
+    # random weights unless --cfg-options fills init_cfg (see the base)
     backbone=dict(
-        arch=dict(
-            _delete_=True,
-            embed_dims=embed_dims,
-            num_layers=4,
-            num_heads=2,
-            mlp_ratio=2.0),
-        patch_size=8,
-        max_cores=16,
-        num_cores=8,
-        frozen_stages=4),
-    decode_head=dict(in_channels=embed_dims),
-    test_cfg=dict(mode='whole'))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(
-        type='RandomResize',
-        scale=(256, 64),
-        ratio_range=(0.75, 1.5),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-max_iters = 4
+        num_cores=8, out_indices=-1, output_cls_token=True, frozen_stages=4),
+    neck=None,
+    decode_head=dict(
+        _delete_=True,
+        type='LinearProbeSegHead',
+        in_channels=32,
+        num_classes=150),
+    auxiliary_head=None)
+# the frozen backbone uses every parameter it has (no nested dropout)
+find_unused_parameters = False
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=0.01, weight_decay=1e-4))
 param_scheduler = [
     dict(
         type='PolyLR',
         eta_min=0.0,
         power=1.0,
         begin=0,
-        end=max_iters,
+        end=_base_.max_iters,
         by_epoch=False)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval=2, max_keep_ckpts=3))
-env_cfg = dict(cudnn_benchmark=False)
-randomness = dict(seed=0)
+# data under mmseg's default root (make_builtin_data.py ade20k --out data)
+data_root = 'data/ade/ADEChallengeData2016'
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader

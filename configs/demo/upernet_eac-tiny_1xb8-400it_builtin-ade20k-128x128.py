@@ -5,28 +5,25 @@
 # 128 x 128 crops, BN heads, nested dropout over 8/16/24/32 cores, 400 iters
 # (about 1 s per iteration on one CPU core). Run everything, setup to
 # metrics at two budgets, with `bash tools/run_demo.sh`.
-_base_ = [
-    '../_base_/models/upernet_eac.py', '../_base_/datasets/ade20k_512.py',
-    '../_base_/default_runtime_seg.py',
-    '../_base_/schedules/schedule_seg-adamw-ld_160k.py'
-]
+_base_ = '../eac/upernet_eac-b_8xb2-160k_ade20k-512x512.py'
 crop_size = (128, 128)
 embed_dims = 128
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(size=crop_size)
+# the backbone's size (replaces the base's arch='b')
+arch = dict(embed_dims=embed_dims, num_layers=6, num_heads=4, mlp_ratio=2.0)
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        arch=dict(
-            _delete_=True,
-            embed_dims=embed_dims,
-            num_layers=6,
-            num_heads=4,
-            mlp_ratio=2.0),
+        arch=dict(_delete_=True, **arch),
         patch_size=8,
         max_cores=32,
         out_indices=(1, 2, 3, 5),
-        drop_path_rate=0.0),
+        drop_path_rate=0.0,
+        # trained from scratch; an empty init_cfg (not None) can still be
+        # filled with --cfg-options model.backbone.init_cfg.type=Pretrained
+        # model.backbone.init_cfg.checkpoint=CKPT
+        init_cfg=dict(_delete_=True)),
     # patch 8: strides 4/8/16/32 come from scales 2/1/0.5/0.25
     neck=dict(
         in_channels=[embed_dims] * 4,
@@ -40,36 +37,21 @@ model = dict(
     # no auxiliary head: its full-resolution 150-class loss would cost a
     # third of each CPU step
     auxiliary_head=None,
-    test_cfg=dict(mode='whole'))
+    test_cfg=dict(_delete_=True, mode='whole'))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(
-        type='RandomResize',
-        scale=(512, 128),
-        ratio_range=(0.5, 2.0),
-        keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
+# the 512 pipeline with every scale divided by 4
+train_pipeline = _base_.train_pipeline
+train_pipeline[2].update(scale=(512, 128))  # RandomResize
+train_pipeline[3].update(crop_size=crop_size)  # RandomCrop
+test_pipeline = _base_.test_pipeline
+test_pipeline[1].update(scale=(512, 128))  # Resize
 data_root = 'data/demo/ade/ADEChallengeData2016'
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 400

@@ -107,6 +107,6 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=1024)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3))
 find_unused_parameters = True  # cores beyond the step's budget get no grad
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -7,18 +7,13 @@
 # budget: test one with `--cfg-options model.backbone.num_cores=16`.
 # Mixed precision: `tools/train.py CONFIG --amp`.
 _base_ = [
-    '../_base_/models/eac-b_linear-cls.py',
+    '../_base_/models/linear-cls_eac.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
 
-pretrained = 'checkpoints/eac-b_veca.pth'
 model = dict(
-    backbone=dict(
-        frozen_stages=-1,
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=dict(frozen_stages=-1, drop_path_rate=0.1),
     head=dict(
         loss=dict(
             _delete_=True,

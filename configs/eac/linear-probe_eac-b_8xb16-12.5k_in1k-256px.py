@@ -10,22 +10,18 @@
 #   python tools/model_converters/veca2mmeac.py veca_b.pt \
 #       checkpoints/eac-b_veca.pth
 _base_ = [
-    '../_base_/models/eac-b_linear-cls.py',
+    '../_base_/models/linear-cls_eac.py',
     '../_base_/datasets/imagenet_bs16_linear-probe-256px.py',
-    '../_base_/schedules/cls_sgd-cos-12.5k_imagenet.py',
+    '../_base_/schedules/sgd_cos-12.5k.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
-
-pretrained = 'checkpoints/eac-b_veca.pth'
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
-
 # Iteration-based logging and checkpoints (the runtime defaults are by epoch).
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=100),
+    logger=dict(interval=100),
     checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=2500,
+        type='SafeCheckpointHook',
+        by_epoch=False,
+        interval=2500,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,20 +1,10 @@
-# UperNet + EAC-B on ADE20K at 512 x 512 (8 GPUs x 2 images, 160k iters).
+# UperNet + EAC-B on ADE20K at 512 x 512 (8 GPUs x 2 images, 160k iters):
+# the model of upernet_eac.py on mmseg's own ADE20K data and runtime.
+# Elastic evaluation at budget K: tools/test.py CONFIG CKPT
+#   --cfg-options model.backbone.num_cores=K   (K in 8, 16, ..., 64)
 _base_ = [
-    '../_base_/models/upernet_eac.py', '../_base_/datasets/ade20k_512.py',
-    '../_base_/default_runtime_seg.py',
-    '../_base_/schedules/schedule_seg-adamw-ld_160k.py'
+    '../_base_/models/upernet_eac.py', 'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/adamw-ld_poly-160k.py'
 ]
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        arch='b',
-        out_indices=(3, 5, 7, 11),
-        drop_path_rate=0.1,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/eac-b_veca.pth')),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
 train_dataloader = dict(batch_size=2)
-val_dataloader = dict(batch_size=1)
-test_dataloader = val_dataloader

@@ -1,8 +1,11 @@
-# COCO instance segmentation with large-scale jitter (LSJ) at 1024 px.
+# COCO instance segmentation (mmdet's coco_instance.py) with large-scale
+# jitter (LSJ) at 1024 px.
 #
 # Train: random resize of the 1024 x 1024 box by 0.1-2.0 (aspect kept), a
 # random 1024 crop (boxes recomputed from the cropped masks, crops without
-# objects allowed), tiny boxes dropped, flip, pad to 1024 x 1024.
+# objects allowed), tiny boxes dropped, flip, pad to 1024 x 1024 with the
+# ImageNet mean colour (BGR 104, 116, 124: 0 after normalisation, the value
+# the data preprocessor pads with).
 # Test: resize into 1024 x 1024 (aspect kept); the model's data
 # preprocessor pads the batch to the 1024 x 1024 canvas
 # (`pad_size_divisor=1024` in the Mask R-CNN config). Padding there rather
@@ -10,17 +13,9 @@
 # predicted boxes are clipped to the image and never land in the padding.
 # Images of any size and aspect ratio go through: sizes need not be
 # multiples of the 16 px patch (padding makes them so).
-#
-# Training pads with the ImageNet mean colour (BGR 104, 116, 124), which is
-# 0 after normalisation, the same value the data preprocessor pads with.
-dataset_type = 'CocoDataset'
-data_root = 'data/coco/'
+_base_ = 'mmdet::_base_/datasets/coco_instance.py'
 image_size = (1024, 1024)
-backend_args = None
-
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+train_pipeline = _base_.train_pipeline[:2] + [
     dict(
         type='RandomResize',
         scale=image_size,
@@ -37,49 +32,13 @@ train_pipeline = [
     dict(type='Pad', size=image_size, pad_val=dict(img=(104, 116, 124))),
     dict(type='PackDetInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
-
+test_pipeline = _base_.test_pipeline
+test_pipeline[1].update(scale=image_size)  # Resize, aspect kept
 train_dataloader = dict(
     batch_size=8,
     num_workers=8,
-    persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_train2017.json',
-        data_prefix=dict(img='train2017/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=32),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    batch_sampler=None,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val2017.json',
-    metric=['bbox', 'segm'],
-    format_only=False,
-    backend_args=backend_args)
-test_evaluator = val_evaluator

@@ -9,6 +9,7 @@
 # `num_cores` (default 64), settable with
 # `--cfg-options model.backbone.num_cores=K`.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
+custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
 
 model = dict(
     data_preprocessor=dict(
@@ -26,7 +27,9 @@ model = dict(
         out_indices=(11, ),
         out_type='featmap',
         final_norm=True,
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/eac-b_veca.pth')),
     neck=dict(
         _delete_=True,
         type='SimpleFeaturePyramid',

@@ -1,4 +1,4 @@
-# Mask R-CNN, EAC-B backbone + simple feature pyramid, LSJ 1024, COCO.
+# Mask R-CNN, EAC-B backbone + simple feature pyramid (sfp), LSJ 1024, COCO.
 #
 # 8 GPUs x 8 images, AdamW + layer-wise lr decay 0.7, ~100 epochs
 # (184,375 iterations). Mixed precision: `tools/train.py CONFIG --amp`
@@ -11,36 +11,26 @@
 #   python tools/model_converters/veca2mmeac.py veca_b.pt \
 #       checkpoints/eac-b_veca.pth
 _base_ = [
-    '../_base_/models/mask-rcnn_eac-b_sfp.py',
+    '../_base_/models/mask-rcnn_eac_sfp.py',
     '../_base_/datasets/coco-instance_lsj-1024.py',
-    '../_base_/schedules/mask-rcnn_adamw-ld-lsj-100e_coco.py',
+    '../_base_/schedules/adamw-ld_step-184k.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
-
-image_size = (1024, 1024)
-pretrained = 'checkpoints/eac-b_veca.pth'
-
 model = dict(
     data_preprocessor=dict(
         # Test images (resized into 1024 x 1024) are padded to the 1024 x 1024
         # canvas here; training batches are padded to it by
         # BatchFixedSizePad (and the pipeline's Pad).
-        pad_size_divisor=image_size[0],
+        pad_size_divisor=1024,
         batch_augments=[
-            dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)
-        ]),
-    backbone=dict(
-        arch='b',
-        out_indices=(11, ),
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=768))
-
+            dict(type='BatchFixedSizePad', size=(1024, 1024), pad_mask=True)
+        ]))
 # Iteration-based logging and checkpoints (the runtime defaults are by epoch).
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    logger=dict(log_metric_by_epoch=False),
     checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=10000,
+        type='SafeCheckpointHook',
+        by_epoch=False,
+        interval=10000,
         max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)

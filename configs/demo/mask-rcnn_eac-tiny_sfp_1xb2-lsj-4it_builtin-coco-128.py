@@ -1,10 +1,10 @@
 # Tiny Mask R-CNN with EAC for demos and tests: a 2-layer, 64-dim EAC
-# (16 cores, budgets 8 and 16) + simple feature pyramid, LSJ at 128 px,
+# (16 cores, budgets 8 and 16) + simple feature pyramid (sfp), LSJ at 128 px,
 # 4 iterations, on the built-in COCO data
 # (`python tools/misc/make_builtin_data.py coco --out data`). Same pipeline,
 # heads, optimizer (AdamW + layer decay), metric and tools as the full
 # config, only smaller; it trains on CPU in seconds.
-_base_ = '../eac/mask-rcnn_eac-b_fpn_lsj-1024_coco.py'
+_base_ = '../eac/mask-rcnn_eac-b_sfp_8xb8-lsj-100e_coco-1024.py'
 
 image_size = (128, 128)
 data_root = 'data/coco/'
@@ -13,6 +13,8 @@ classes = ('airplane', 'boat', 'sports ball', 'book', 'clock', 'vase')
 metainfo = dict(classes=classes)
 channels = 64
 
+# the backbone's size (replaces the base's arch='b')
+arch = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 model = dict(
     data_preprocessor=dict(
         pad_size_divisor=image_size[0],
@@ -20,12 +22,7 @@ model = dict(
             dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)
         ]),
     backbone=dict(
-        arch=dict(
-            _delete_=True,
-            embed_dims=64,
-            num_layers=2,
-            num_heads=4,
-            mlp_ratio=2.0),
+        arch=dict(_delete_=True, **arch),
         max_cores=16,
         out_indices=(1, ),
         drop_path_rate=0.0,
@@ -35,7 +32,8 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=channels),
         bbox_head=dict(
-            in_channels=channels, fc_out_channels=128,
+            in_channels=channels,
+            fc_out_channels=128,
             num_classes=len(classes)),
         mask_roi_extractor=dict(out_channels=channels),
         mask_head=dict(
@@ -47,37 +45,15 @@ model = dict(
         rpn_proposal=dict(nms_pre=200, max_per_img=100),
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
-        rpn=dict(nms_pre=200, max_per_img=100),
-        rcnn=dict(max_per_img=20)))
+        rpn=dict(nms_pre=200, max_per_img=100), rcnn=dict(max_per_img=20)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='RandomResize',
-        scale=image_size,
-        ratio_range=(0.1, 2.0),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop',
-        crop_type='absolute_range',
-        crop_size=image_size,
-        recompute_bbox=True,
-        allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='Pad', size=image_size, pad_val=dict(img=(104, 116, 124))),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
+# the LSJ pipeline at 128 px
+train_pipeline = _base_.train_pipeline
+train_pipeline[2].update(scale=image_size)  # RandomResize
+train_pipeline[3].update(crop_size=image_size)  # RandomCrop
+train_pipeline[6].update(size=image_size)  # Pad
+test_pipeline = _base_.test_pipeline
+test_pipeline[1].update(scale=image_size)  # Resize
 
 train_dataloader = dict(
     batch_size=2,
@@ -96,22 +72,14 @@ val_dataloader = dict(
     dataset=dict(
         data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/instances_val2017.json')
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
 max_iters = 4
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_iters,
-        by_epoch=False,
-        milestones=[3],
-        gamma=0.1)
-]
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].update(start_factor=0.1, end=2)  # LinearLR warm-up
+param_scheduler[1].update(end=max_iters, milestones=[3])  # MultiStepLR
 default_hooks = dict(
     logger=dict(interval=1),
     checkpoint=dict(interval=2, max_keep_ckpts=3),
