@@ -225,7 +225,7 @@ def test_budget_same_on_two_gloo_ranks(teacher_ckpt):
 # ------------------------------------------- checkpoints into downstream
 DOWNSTREAM = [
     'configs/eac/upernet_eac-b_ade20k-1024.py',
-    'configs/eac/mask-rcnn_eac-b_fpn_lsj-1024_coco.py',
+    'configs/eac/mask-rcnn_eac-b_sfp_8xb8-lsj-100e_coco-1024.py',
     'configs/eac/linear-probe_eac-b_8xb16-12.5k_in1k-256px.py',
 ]
 

@@ -3,7 +3,7 @@
 # swapped for EAC-B + a simple feature pyramid at the RPN's and RoI heads'
 # strides (preset 'two_stage': 4, 8, 16, 32, 64). Everything else (heads,
 # data, schedule, metric) is mmdet's. The tuned EAC recipe is
-# configs/eac/mask-rcnn_eac-b_fpn_lsj-1024_coco.py.
+# configs/eac/mask-rcnn_eac-b_sfp_8xb8-lsj-100e_coco-1024.py.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 # mmeac on top of whatever the base imports (a str, a list or nothing)
 __base_imports = _base_.get('custom_imports', {}).get('imports', [])
