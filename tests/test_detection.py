@@ -27,7 +27,7 @@ MAIN = {
                 f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
     for a in 'sbl'
 }
-DROPIN = osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_eac-b_fpn_1x_coco.py')
+DROPIN = osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_eac-b_sfp_1x_coco.py')
 DET_CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'eac', 'mask-rcnn_eac-*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_*.py')) +
