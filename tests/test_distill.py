@@ -48,7 +48,7 @@ def _save_teacher(path, cfg=TEACHER, seed=0):
     classifiers save them."""
     from mmpretrain.registry import MODELS
     torch.manual_seed(seed)
-    teacher = MODELS.build(copy.deepcopy(cfg))
+    teacher = MODELS.build(dict(copy.deepcopy(cfg), _scope_='mmpretrain'))
     state = {f'backbone.{k}': v for k, v in teacher.state_dict().items()}
     torch.save(dict(state_dict=state), path)
     return teacher

@@ -534,10 +534,11 @@ class EACViT(BaseModule):
         """Refuse (or warn about) NaN / inf in an eval-mode input.
 
         Skipped while tracing (``torch.compile``, ``torch.export``, ONNX
-        export): a data-dependent branch cannot be part of a graph.
+        export: a data-dependent branch cannot be part of a graph) and on
+        the ``meta`` device (FLOP counting), where there are no values.
         """
         if (self.training or self.nonfinite_input == 'off'
-                or torch.compiler.is_compiling()
+                or torch.compiler.is_compiling() or x.device.type == 'meta'
                 or bool(torch.isfinite(x).all())):
             return
         bad = (~torch.isfinite(x)).flatten(1).sum(1)

@@ -135,9 +135,12 @@ class EACDistiller(BaseSelfSupervisor):
         backbone = copy.deepcopy(dict(backbone))
         backbone.update(
             out_type='featmap', output_cls_token=True, out_indices=-1)
+        data_preprocessor = copy.deepcopy(data_preprocessor or {})
+        if isinstance(data_preprocessor, dict):  # mmpretrain's, any scope
+            data_preprocessor.setdefault('_scope_', 'mmpretrain')
         super().__init__(
             backbone=backbone,
-            data_preprocessor=copy.deepcopy(data_preprocessor),
+            data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         if not hasattr(self.backbone, 'sample_train_budget'):
             raise ValueError('EACDistiller: backbone must be an EACViT, got '
@@ -165,7 +168,11 @@ class EACDistiller(BaseSelfSupervisor):
         self.input_sizes = _parse_sizes(input_size)
         self.save_teacher = save_teacher
 
-        self.teacher = MODELS.build(copy.deepcopy(teacher))
+        # an mmpretrain backbone, whatever scope the caller is in (a
+        # teacher config may name another with its own ``_scope_``)
+        teacher = copy.deepcopy(teacher)
+        teacher.setdefault('_scope_', 'mmpretrain')
+        self.teacher = MODELS.build(teacher)
         self.teacher_name = type(self.teacher).__name__
         self._load_teacher(teacher_ckpt, teacher_ckpt_prefix)
         self.teacher.requires_grad_(False)
