@@ -155,7 +155,7 @@ def test_upernet_b_1024_layer_decay_groups():
 def test_amp_variant():
     cfg = _load('configs/eac/upernet_eac-b_8xb2-amp-160k_ade20k-1024x1024.py')
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimWrapperConstructor'
     assert cfg.model == _load(SEG_B_1024).model
 

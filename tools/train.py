@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper, fp16 with dynamic '
+        help='automatic mixed precision (AmpOptimWrapper: bf16 where the '
+        'GPU supports it, else fp16 with dynamic '
         'loss scaling); needs CUDA, ignored with a warning on CPU')
     parser.add_argument(
         '--cfg-options',
@@ -90,8 +91,14 @@ def main(argv=None) -> None:
         if args.amp:
             import torch
             if torch.cuda.is_available():
+                # bf16 where the GPU has it (no loss scaling needed), else
+                # fp16 with dynamic loss scaling; EAC keeps its residual
+                # stream in float32 either way
                 cfg.optim_wrapper.type = 'AmpOptimWrapper'
-                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+                if torch.cuda.is_bf16_supported():
+                    cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+                else:
+                    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
             else:
                 from mmengine.logging import print_log
                 print_log(

@@ -2,8 +2,8 @@
 # (lr 1e-4, wd 0.05) and layer-wise lr decay 0.65 through
 # EACViT.get_layer_depth (no decay on norms, biases, the core bank and
 # alpha), 1500 warmup iterations, then poly decay to 0. For mixed precision
-# use the *-amp-* configs or `tools/train.py CONFIG --amp` (both give
-# AmpOptimWrapper, dynamic scale).
+# use the *-amp-* configs or `tools/train.py CONFIG --amp` (AmpOptimWrapper,
+# bf16 where the GPU has it; docs/fidelity.md).
 _base_ = 'mmseg::_base_/schedules/schedule_160k.py'
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
