@@ -93,7 +93,8 @@ def test_peers_side_by_side(tmp_path):
         sys.executable, TOOL, '--arch', TINY, '--max-cores', '16',
         '--budgets', '16', '--sizes', '64', '96', '--scopes', 'backbone',
         '--modes', 'forward', '--models', 'eac', 'sdpa_vit', 'win_vit',
-        '--repeats', '1', '--no-progress', '--out-dir',
+        '--skip', 'win_vit@96', '--repeats', '1', '--no-progress',
+        '--out-dir',
         str(out)
     ],
               cwd=str(tmp_path))
@@ -103,12 +104,13 @@ def test_peers_side_by_side(tmp_path):
     assert set(rows) == {(k, s)
                          for k in ('eac', 'sdpa_vit', 'win_vit')
                          for s in (64, 96)}
+    assert rows.pop(('win_vit', 96))['skipped'].startswith('not run (--skip')
     for (kind, size), r in rows.items():
         assert r['latency_ms'] > 0 and r['peak_mem_mb'] > 0, r
         if kind == 'eac':
             assert r['speedup_vs_sdpa_vit'] == pytest.approx(
                 rows[('sdpa_vit', size)]['latency_ms'] / r['latency_ms'])
-            assert 'speedup_vs_win_vit' in r
+            assert ('speedup_vs_win_vit' in r) == (size == 64)
     env = report['environment']
     assert env['loadavg_start'] and env['loadavg_end'] and env['date']
     md = (out / 'benchmark.md').read_text()
@@ -124,7 +126,7 @@ def test_high_resolution_whole_image_mode(tmp_path):
     res = run([
         sys.executable, TOOL, '--config', MICRO_PROBE, '--scopes', 'model',
         '--modes', 'forward', '--models', 'eac', 'dense', '--sizes', '256',
-        '1024', '--budgets', '16', '--repeats', '1', '--max-gflops', '50',
+        '1024', '--budgets', '16', '--single-run', '--max-gflops', '50',
         '--no-progress', '--out-dir',
         str(out)
     ],
@@ -136,6 +138,8 @@ def test_high_resolution_whole_image_mode(tmp_path):
     assert rows[('eac', 1024)]['num_patches'] == 128 * 128
     for key in [('eac', 256), ('eac', 1024), ('dense', 256)]:
         assert rows[key]['latency_ms'] > 0 and rows[key]['peak_mem_mb'] > 0
+        assert len(rows[key]['latency_ms_runs']) == 1  # --single-run
+    assert 'one run per case' in (out / 'benchmark.md').read_text()
     # linear in pixels: 16x the pixels, well under 16x^2 the memory
     big, small = rows[('eac', 1024)], rows[('eac', 256)]
     ratio = big['peak_mem_mb'] / small['peak_mem_mb']

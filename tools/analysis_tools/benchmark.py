@@ -324,6 +324,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='skip cases whose backbone forward needs more GFLOPs (x3 for '
         'train), i.e. that would take too long; they are reported as '
         'skipped with the estimate')
+    parser.add_argument(
+        '--single-run',
+        action='store_true',
+        help='one run per case: the peak-memory run (profiled, no warmup) '
+        'is also the timed run; for cases that take minutes each')
+    parser.add_argument(
+        '--skip',
+        nargs='+',
+        default=[],
+        metavar='KIND@SIZE',
+        help='cases not to run, e.g. win_vit@2048 dense@4096 (reported as '
+        'skipped on request, with their FLOPs)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-progress',
                         action='store_true',
@@ -349,6 +361,11 @@ class Plan:
             raise ValueError('--repeats must be >= 1 and --warmup >= 0')
         if args.batch_size < 1:
             raise ValueError('--batch-size must be >= 1')
+        for item in args.skip:
+            kind, _, size = item.partition('@')
+            if kind not in KINDS or not size.isdigit():
+                raise ValueError(f'--skip {item}: expected KIND@SIZE with '
+                                 f'KIND one of {list(KINDS)}')
         self.sizes = sorted(set(args.sizes))
         if min(self.sizes) < 16:
             raise ValueError(f'--sizes must be at least one 16 px patch, got '
@@ -548,6 +565,13 @@ def measure(args, plan: Plan, device: torch.device,
         need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
         gflops = entry['backbone_gflops_forward'] * (3
                                                      if mode == 'train' else 1)
+        if f'{kind}@{size}' in args.skip:
+            entry['skipped'] = (f'not run (--skip; estimated {gflops:.0f} '
+                                'GFLOPs)')
+            results.append(entry)
+            if bar is not None:
+                bar.update()
+            continue
         if args.max_gflops is not None and gflops > args.max_gflops:
             entry['skipped'] = (f'estimated {gflops:.0f} GFLOPs > '
                                 f'--max-gflops {args.max_gflops:.0f}')
@@ -585,11 +609,16 @@ def measure(args, plan: Plan, device: torch.device,
                 # the first warmup run doubles as the memory run (an extra
                 # run without warmup); gradients start unallocated
                 model.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
                 entry['peak_mem_mb'] = peak_memory_bytes(
                     lambda: run(zero_grad=False), device) / 2**20
+                profiled = time.perf_counter() - t0
                 warmup = max(warmup - 1, 0)
-            times = time_runs(run, device, args.repeats, warmup,
-                              args.max_seconds)
+            if args.single_run and not args.no_memory:
+                times = [profiled]  # the profiled run is the timed run
+            else:
+                times = time_runs(run, device, args.repeats, warmup,
+                                  args.max_seconds)
             stats = summarize_times(times)
             entry.update(latency_ms=stats['median'] * 1e3,
                          latency_ms_runs=[t * 1e3 for t in times],
@@ -718,9 +747,12 @@ def markdown(report: Dict) -> str:
         f"({env['device_name']}, {env.get('cpu_count')} logical CPUs), "
         f"load average (1/5/15 min) at start {load[0]}, at end {load[1]}. "
         f"torch {env['torch']}, {env['threads']} threads, batch "
-        f"{report['settings']['batch_size']}, fp32, median of "
-        f"{report['settings']['repeats']} runs after "
-        f"{report['settings']['warmup']} warmup"
+        f"{report['settings']['batch_size']}, fp32, " +
+        ('one run per case (the profiled memory run, no warmup)'
+         if report['settings'].get('single_run') else
+         f"median of {report['settings']['repeats']} runs (at most "
+         f"{report['settings'].get('max_seconds')} s of them) after "
+         f"{report['settings']['warmup']} warmup") +
         f"{', malloc keeps freed blocks' if env.get('malloc_tuned') else ''}"
         '. Peak memory: tensor memory the step allocates on top of '
         'parameters and inputs.', ''
@@ -939,6 +971,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 modes=args.modes,
                                 repeats=args.repeats,
                                 warmup=args.warmup,
+                                single_run=args.single_run,
+                                max_seconds=args.max_seconds,
+                                skip=args.skip,
                                 batch_size=args.batch_size,
                                 dtype='float32'),
                   complete=len(results) == planned,
