@@ -137,6 +137,7 @@ extras: Dict[str, List[str]] = {
     'mim': parse_requirements('mminstall.txt'),
     'torch': parse_requirements('torch.txt'),
     'build': parse_requirements('build.txt'),
+    'onnx': parse_requirements('onnx.txt'),
 }
 extras['all'] = sorted(set(extras['tests'] + extras['mim'] + extras['torch']))
 

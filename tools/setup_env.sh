@@ -14,7 +14,8 @@
 #      present), cached in $MMEAC_CACHE_DIR (default ~/.cache/mmeac) so it is built only once;
 #   4. mmsegmentation, mmdet, mmpretrain (requirements/mminstall.txt), what they import
 #      without declaring it (requirements/runtime.txt: also setuptools<81, whose
-#      pkg_resources mmengine needs for 'mmseg::' configs) and requirements/tests.txt;
+#      pkg_resources mmengine needs for 'mmseg::' configs), requirements/tests.txt
+#      and the ONNX export extra the tests use (requirements/onnx.txt);
 #   5. mmeac itself in editable mode, with its compiled CPU kernels (mmeac._C, rebuilt
 #      when mmeac/ops/csrc changed; MMEAC_WITH_OPS=1 makes a failed build an error,
 #      MMEAC_WITH_OPS=0 skips it);
@@ -326,7 +327,8 @@ read -r -a MM_REQS <<< "$(read_reqs "$ROOT/requirements/mminstall.txt")"
 stack_ok() {
     pins_satisfied "${MM_REQS[@]}" || return 1
     # Every runtime / test requirement installed at a version its specifier allows.
-    "$PY" - "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" <<'PYEOF' >/dev/null 2>&1
+    "$PY" - "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" \
+        "$ROOT/requirements/onnx.txt" <<'PYEOF' >/dev/null 2>&1
 import sys
 from importlib import metadata
 from packaging.requirements import Requirement
@@ -341,9 +343,9 @@ PYEOF
 if stack_ok; then
     log "stack: ${MM_REQS[*]} and the runtime / test requirements already installed"
 else
-    log "stack: installing ${MM_REQS[*]} + requirements/runtime.txt + requirements/tests.txt"
+    log "stack: installing ${MM_REQS[*]} + requirements/runtime.txt + tests.txt + onnx.txt"
     "${PIP_INSTALL[@]}" -q "${MM_REQS[@]}" -r "$ROOT/requirements/runtime.txt" \
-        -r "$ROOT/requirements/tests.txt"
+        -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/onnx.txt"
     mmcv_ops_ok || die "installing the stack replaced mmcv: mmcv.ops no longer loads its compiled ops"
 fi
 

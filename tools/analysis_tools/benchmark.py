@@ -1,11 +1,26 @@
-"""Latency, throughput and peak memory: EAC vs its dense twin vs mmseg ViT.
+"""Latency, throughput and peak memory: EAC vs its dense twin and ViT peers.
 
 Side by side in one run, for each image size, model and core budget:
 
 * models: ``eac`` (EACViT, one row per budget), ``dense`` (the same network
-  with dense attention, at the largest budget) and ``vit`` (mmseg's own
-  ``VisionTransformer`` with the ViT settings of mmseg's ViT-B configs and
-  the width / depth / heads of ``--arch``; ``--arch b`` is ViT-B);
+  with dense attention, at the largest budget), and three plain ViTs with
+  the width / depth / heads of ``--arch`` (``--arch b``: ViT-B/16, MLP
+  ratio 4, GELU, learned position embedding built at the benchmarked size):
+
+  - ``sdpa_vit``: mmpretrain's ``VisionTransformer``, whose attention is
+    ``F.scaled_dot_product_attention`` (fused: ATen's flash kernel on CPU,
+    flash / memory-efficient kernels on CUDA), i.e. a dense ViT-B as
+    strong as PyTorch makes it;
+  - ``win_vit``: a ViTDet / SAM-style windowed ViT-B (``WindowedViT``
+    below, a minimal benchmark-only module): 14 x 14 windows (the patch
+    grid zero-padded to whole windows) and global attention in blocks 3,
+    6, 9 and 12, all through ``F.scaled_dot_product_attention`` (fused). It
+    leaves out ViTDet's decomposed relative position bias, which would
+    force a materialised score bias (no fused kernel), so it is faster
+    than the real ViTDet;
+  - ``vit``: mmseg's own ``VisionTransformer`` (the ViT settings of mmseg's
+    ViT-B configs), whose ``nn.MultiheadAttention`` materialises the
+    attention matrices (the slowest peer, kept for continuity);
 * scopes: ``backbone`` and ``model`` (the whole segmentor: an mmseg
   ``EncoderDecoder`` with a linear head, or with ``--config`` the config's
   segmentor / detector / classifier with its backbone swapped for each
@@ -24,7 +39,15 @@ sum of every allocation / free of PyTorch's CPU allocator recorded by
 ``torch.profiler(profile_memory=True)``), measured on the first warmup run
 (an extra run with ``--warmup 0``).
 Cases whose attention matrices (mmseg ViT materialises them) would not fit
-in memory are skipped and reported as such.
+in memory are skipped and reported as such, and so are cases whose forward
+FLOPs exceed ``--max-gflops`` (e.g. the dense twin at 4096 px, which would
+take most of an hour on two CPU cores).
+
+The report lists the EAC speed goals where their cases were measured: EAC
+at its largest budget vs ``sdpa_vit`` and ``win_vit`` at 1024 px, vs
+``sdpa_vit`` at 2048 px, and EAC's t(4096) / t(2048). The machine's load
+average at the start and end is recorded (other processes distort CPU
+timings).
 
 Writes ``benchmark.json``, ``benchmark.md`` (tables + fitted exponent of
 time vs number of patches N) and ``benchmark.png`` to ``--out-dir``.
@@ -50,14 +73,178 @@ import platform
 import signal
 import sys
 import tempfile
+import time
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
 SCOPES = ('backbone', 'model')
 MODES = ('forward', 'train')
-KINDS = ('eac', 'dense', 'vit')
-LABELS = dict(eac='EAC', dense='EAC dense twin', vit='mmseg ViT')
+KINDS = ('eac', 'dense', 'sdpa_vit', 'win_vit', 'vit')
+#: Peers that are built by this tool (not by ``peer_backbone_cfg``).
+TOOL_PEERS = ('sdpa_vit', 'win_vit')
+LABELS = dict(eac='EAC',
+              dense='EAC dense twin',
+              sdpa_vit='ViT (SDPA)',
+              win_vit='windowed ViT (SDPA)',
+              vit='mmseg ViT')
+#: Attention kernel of each model, for the report.
+KERNELS = dict(
+    eac='mmeac core-periphery op (compiled CPU kernel / fused flash)',
+    dense='F.scaled_dot_product_attention (fused flash)',
+    sdpa_vit='F.scaled_dot_product_attention (fused flash), mmpretrain ViT',
+    win_vit='F.scaled_dot_product_attention (fused flash), 14x14 windows + '
+    '4 global blocks',
+    vit='nn.MultiheadAttention (materialised attention matrices), mmseg ViT')
+WINDOW = 14
+GLOBAL_BLOCKS = (2, 5, 8, 11)
+
+
+# ------------------------------------------------------------ ViT peers
+class _WindowedBlock(torch.nn.Module):
+    """Pre-norm ViT block; attention inside ``window`` x ``window`` windows
+    (0: global), all through ``F.scaled_dot_product_attention``."""
+
+    def __init__(self, dims: int, heads: int, mlp_ratio: float,
+                 window: int) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.heads, self.window = heads, window
+        self.norm1 = nn.LayerNorm(dims, eps=1e-6)
+        self.qkv = nn.Linear(dims, 3 * dims)
+        self.proj = nn.Linear(dims, dims)
+        self.norm2 = nn.LayerNorm(dims, eps=1e-6)
+        hidden = int(dims * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dims, hidden), nn.GELU(),
+                                 nn.Linear(hidden, dims))
+
+    def _attend(self, x):  # [B', T, D]
+        b, t, d = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+
+    def forward(self, x):  # [B, H, W, D]
+        b, h, w, d = x.shape
+        y = self.norm1(x)
+        if self.window:
+            s = self.window
+            ph, pw = -h % s, -w % s
+            y = torch.nn.functional.pad(y, (0, 0, 0, pw, 0, ph))
+            hp, wp = h + ph, w + pw
+            y = y.view(b, hp // s, s, wp // s, s, d).transpose(2, 3)
+            y = self._attend(y.reshape(-1, s * s, d))
+            y = y.view(b, hp // s, wp // s, s, s, d).transpose(2, 3)
+            y = y.reshape(b, hp, wp, d)[:, :h, :w]
+        else:
+            y = self._attend(y.reshape(b, h * w, d)).view(b, h, w, d)
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class WindowedViT(torch.nn.Module):
+    """Minimal ViTDet / SAM-style windowed ViT, benchmark-only.
+
+    Patch embedding, a learned position embedding at ``img_size`` (no
+    interpolation needed), ``window`` x ``window`` window attention except
+    in ``global_blocks``, no relative position bias; returns the
+    ``[B, D, H/p, W/p]`` map of the last block (after a final LayerNorm) as
+    a one-element tuple, like the other backbones.
+    """
+
+    def __init__(self,
+                 embed_dims: int = 768,
+                 num_layers: int = 12,
+                 num_heads: int = 12,
+                 mlp_ratio: float = 4.0,
+                 patch_size: int = 16,
+                 img_size: Tuple[int, int] = (1024, 1024),
+                 window: int = WINDOW,
+                 global_blocks: Tuple[int, ...] = GLOBAL_BLOCKS) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.patch_embed = nn.Conv2d(3, embed_dims, patch_size, patch_size)
+        grid = (img_size[0] // patch_size, img_size[1] // patch_size)
+        self.pos_embed = nn.Parameter(
+            torch.randn(1, grid[0], grid[1], embed_dims) * 0.02)
+        self.blocks = nn.ModuleList([
+            _WindowedBlock(embed_dims, num_heads, mlp_ratio,
+                           0 if i in global_blocks else window)
+            for i in range(num_layers)
+        ])
+        self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
+
+    def forward(self, x):
+        x = self.patch_embed(x).permute(0, 2, 3, 1)
+        if x.shape[1:3] != self.pos_embed.shape[1:3]:
+            raise ValueError('WindowedViT is built for one image size')
+        x = x + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return (self.norm(x).permute(0, 3, 1, 2), )
+
+
+def _register_peers() -> None:
+    from mmengine.registry import MODELS
+    MODELS.register_module('BenchWindowedViT', module=WindowedViT, force=True)
+
+
+def tool_peer_cfg(kind: str,
+                  arch: dict,
+                  size: int,
+                  patch_size: int = 16) -> dict:
+    """Backbone config of a ``sdpa_vit`` / ``win_vit`` peer of ``arch``."""
+    d, layers, heads = (arch['embed_dims'], arch['num_layers'],
+                        arch['num_heads'])
+    if kind == 'sdpa_vit':
+        return dict(type='mmpretrain.VisionTransformer',
+                    arch=dict(embed_dims=d,
+                              num_layers=layers,
+                              num_heads=heads,
+                              feedforward_channels=4 * d),
+                    img_size=size,
+                    patch_size=patch_size,
+                    out_type='featmap',
+                    with_cls_token=True,
+                    final_norm=True,
+                    drop_rate=0.0,
+                    drop_path_rate=0.0)
+    if kind == 'win_vit':
+        globals_ = tuple(i for i in GLOBAL_BLOCKS if i < layers)
+        return dict(type='BenchWindowedViT',
+                    embed_dims=d,
+                    num_layers=layers,
+                    num_heads=heads,
+                    mlp_ratio=4.0,
+                    patch_size=patch_size,
+                    img_size=(size, size),
+                    global_blocks=globals_)
+    raise ValueError(f'not a tool peer: {kind!r}')
+
+
+def windowed_vit_flops(embed_dims: int,
+                       num_layers: int,
+                       num_patches_hw,
+                       patch_size: int = 16,
+                       batch_size: int = 1) -> int:
+    """Forward FLOPs of :class:`WindowedViT` (linear layers on the real
+    tokens, window attention on the padded grid)."""
+    from mmeac.ops.flops import vit_backbone_flops
+    h, w = num_patches_hw
+    n = h * w
+    base = vit_backbone_flops(embed_dims,
+                              num_layers,
+                              4,
+                              n,
+                              num_extra_tokens=0,
+                              patch_size=patch_size,
+                              batch_size=batch_size)
+    padded = (h + -h % WINDOW) * (w + -w % WINDOW)
+    n_global = len([i for i in GLOBAL_BLOCKS if i < num_layers])
+    attn = 4 * batch_size * embed_dims * (
+        n_global * n * n + (num_layers - n_global) * padded * WINDOW**2)
+    return base['linear'] + attn
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -87,12 +274,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=None,
         help='EAC core budgets (default 8 16 32 64, capped at max cores)')
-    parser.add_argument(
-        '--models', nargs='+', default=list(KINDS), choices=KINDS)
-    parser.add_argument(
-        '--scopes', nargs='+', default=list(SCOPES), choices=SCOPES)
-    parser.add_argument(
-        '--modes', nargs='+', default=list(MODES), choices=MODES)
+    parser.add_argument('--models',
+                        nargs='+',
+                        default=list(KINDS),
+                        choices=KINDS)
+    parser.add_argument('--scopes',
+                        nargs='+',
+                        default=list(SCOPES),
+                        choices=SCOPES)
+    parser.add_argument('--modes',
+                        nargs='+',
+                        default=list(MODES),
+                        choices=MODES)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument(
@@ -103,15 +296,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(at least one run is timed; default 120)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--num-classes', type=int, default=150)
-    parser.add_argument(
-        '--device', default='auto', help='auto (default), cpu or cuda')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='torch.set_num_threads (default: torch default)')
-    parser.add_argument(
-        '--no-memory', action='store_true', help='skip peak memory')
+    parser.add_argument('--device',
+                        default='auto',
+                        help='auto (default), cpu or cuda')
+    parser.add_argument('--threads',
+                        type=int,
+                        default=None,
+                        help='torch.set_num_threads (default: torch default)')
+    parser.add_argument('--no-memory',
+                        action='store_true',
+                        help='skip peak memory')
     parser.add_argument(
         '--system-malloc',
         action='store_true',
@@ -123,16 +317,36 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=None,
         help='skip cases estimated to need more (default: 80%% of the '
         'memory available at start)')
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--no-progress', action='store_true', help='no progress bar')
+        '--max-gflops',
+        type=float,
+        default=None,
+        help='skip cases whose backbone forward needs more GFLOPs (x3 for '
+        'train), i.e. that would take too long; they are reported as '
+        'skipped with the estimate')
     parser.add_argument(
-        '--out-dir', required=True, help='where results are written')
+        '--single-run',
+        action='store_true',
+        help='one run per case: the peak-memory run (profiled, no warmup) '
+        'is also the timed run; for cases that take minutes each')
     parser.add_argument(
-        '--cfg-options',
+        '--skip',
         nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+        default=[],
+        metavar='KIND@SIZE',
+        help='cases not to run, e.g. win_vit@2048 dense@4096 (reported as '
+        'skipped on request, with their FLOPs)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-progress',
+                        action='store_true',
+                        help='no progress bar')
+    parser.add_argument('--out-dir',
+                        required=True,
+                        help='where results are written')
+    parser.add_argument('--cfg-options',
+                        nargs='+',
+                        action=DictAction,
+                        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -148,6 +362,11 @@ class Plan:
             raise ValueError('--repeats must be >= 1 and --warmup >= 0')
         if args.batch_size < 1:
             raise ValueError('--batch-size must be >= 1')
+        for item in args.skip:
+            kind, _, size = item.partition('@')
+            if kind not in KINDS or not size.isdigit():
+                raise ValueError(f'--skip {item}: expected KIND@SIZE with '
+                                 f'KIND one of {list(KINDS)}')
         self.sizes = sorted(set(args.sizes))
         if min(self.sizes) < 16:
             raise ValueError(f'--sizes must be at least one 16 px patch, got '
@@ -168,8 +387,8 @@ class Plan:
             self.backbone_cfg = backbone
             self.model_cfg = model_cfg
         else:
-            self.backbone_cfg = eac_backbone_cfg(
-                parse_arch(args.arch), max_cores=args.max_cores)
+            self.backbone_cfg = eac_backbone_cfg(parse_arch(args.arch),
+                                                 max_cores=args.max_cores)
         probe = self._build_backbone('eac')
         self.patch_size = probe.patch_size
         self.embed_dims = probe.embed_dims
@@ -183,17 +402,22 @@ class Plan:
         self.budgets = sorted(set(budgets))
         del probe
 
+    def _backbone_cfg(self, kind: str, size: int) -> dict:
+        from mmeac.analysis.analysis_models import peer_backbone_cfg
+        if kind in TOOL_PEERS:
+            if self.backbone_cfg.get('out_type', 'featmap') != 'featmap':
+                raise ValueError(f'the {kind} peer gives feature maps only')
+            return tool_peer_cfg(kind, self.arch, size, self.patch_size)
+        return peer_backbone_cfg(self.backbone_cfg, kind, (size, size))
+
     def _build_backbone(self, kind: str, size: int = 224):
-        from mmeac.analysis.analysis_models import (build_model,
-                                                    peer_backbone_cfg)
-        return build_model(
-            peer_backbone_cfg(self.backbone_cfg, kind, (size, size)))
+        from mmeac.analysis.analysis_models import build_model
+        return build_model(self._backbone_cfg(kind, size))
 
     def build(self, kind: str, scope: str, size: int, num_classes: int):
         from mmeac.analysis.analysis_models import (build_model,
-                                                    linear_segmentor,
-                                                    peer_backbone_cfg)
-        backbone = peer_backbone_cfg(self.backbone_cfg, kind, (size, size))
+                                                    linear_segmentor)
+        backbone = self._backbone_cfg(kind, size)
         if scope == 'backbone':
             return build_model(backbone)
         if self.model_cfg is None:
@@ -229,12 +453,11 @@ def _cases(args, plan: Plan) -> List[Dict]:
                 for budget in budgets:
                     for mode in args.modes:
                         cases.append(
-                            dict(
-                                scope=scope,
-                                kind=kind,
-                                size=size,
-                                budget=budget,
-                                mode=mode))
+                            dict(scope=scope,
+                                 kind=kind,
+                                 size=size,
+                                 budget=budget,
+                                 mode=mode))
     return cases
 
 
@@ -296,47 +519,68 @@ def measure(args, plan: Plan, device: torch.device,
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(
-            total=len(cases),
-            desc='benchmark',
-            file=sys.stderr,
-            dynamic_ncols=True)
+        bar = tqdm(total=len(cases),
+                   desc='benchmark',
+                   file=sys.stderr,
+                   dynamic_ncols=True)
     model, model_key = None, None
     for case in cases:
-        scope, kind, size, budget, mode = (
-            case[k] for k in ('scope', 'kind', 'size', 'budget', 'mode'))
+        scope, kind, size, budget, mode = (case[k]
+                                           for k in ('scope', 'kind', 'size',
+                                                     'budget', 'mode'))
         if bar is not None:
             bar.set_postfix_str(f'{scope} {kind} {size}px '
                                 f'{"C=%d " % budget if budget else ""}{mode}')
         n = (size // plan.patch_size)**2
-        tokens = n + (budget or 0) if kind != 'vit' else n + 1
+        tokens = n + (budget or 0) if kind in ('eac', 'dense') else (
+            n + 1 if kind in ('vit', 'sdpa_vit') else n)
         a = plan.arch
-        if kind == 'vit':
-            flops = vit_backbone_flops(
-                a['embed_dims'],
-                a['num_layers'],
-                4,
-                n,
-                patch_size=plan.patch_size,
-                batch_size=args.batch_size)
+        if kind == 'win_vit':
+            side = size // plan.patch_size
+            flops = dict(
+                total=windowed_vit_flops(a['embed_dims'],
+                                         a['num_layers'], (side, side),
+                                         patch_size=plan.patch_size,
+                                         batch_size=args.batch_size))
+        elif kind in ('vit', 'sdpa_vit'):
+            flops = vit_backbone_flops(a['embed_dims'],
+                                       a['num_layers'],
+                                       4,
+                                       n,
+                                       patch_size=plan.patch_size,
+                                       batch_size=args.batch_size)
         else:
-            flops = eac_backbone_flops(
-                a['embed_dims'],
-                a['num_layers'],
-                a['mlp_ratio'],
-                n,
-                budget,
-                patch_size=plan.patch_size,
-                dense=kind == 'dense',
-                batch_size=args.batch_size)
-        entry = dict(
-            case,
-            model=LABELS[kind],
-            num_patches=n,
-            tokens=tokens,
-            batch_size=args.batch_size,
-            backbone_gflops_forward=flops['total'] / 1e9)
+            flops = eac_backbone_flops(a['embed_dims'],
+                                       a['num_layers'],
+                                       a['mlp_ratio'],
+                                       n,
+                                       budget,
+                                       patch_size=plan.patch_size,
+                                       dense=kind == 'dense',
+                                       batch_size=args.batch_size)
+        entry = dict(case,
+                     model=LABELS[kind],
+                     num_patches=n,
+                     tokens=tokens,
+                     batch_size=args.batch_size,
+                     backbone_gflops_forward=flops['total'] / 1e9)
         need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
+        gflops = entry['backbone_gflops_forward'] * (3
+                                                     if mode == 'train' else 1)
+        if f'{kind}@{size}' in args.skip:
+            entry['skipped'] = (f'not run (--skip; estimated {gflops:.0f} '
+                                'GFLOPs)')
+            results.append(entry)
+            if bar is not None:
+                bar.update()
+            continue
+        if args.max_gflops is not None and gflops > args.max_gflops:
+            entry['skipped'] = (f'estimated {gflops:.0f} GFLOPs > '
+                                f'--max-gflops {args.max_gflops:.0f}')
+            results.append(entry)
+            if bar is not None:
+                bar.update()
+            continue
         if need > limit:
             entry['skipped'] = (f'estimated attention memory '
                                 f'{need / 2**30:.1f} GiB > limit '
@@ -345,7 +589,7 @@ def measure(args, plan: Plan, device: torch.device,
             if bar is not None:
                 bar.update()
             continue
-        key = (scope, kind, size if kind == 'vit' else None)
+        key = (scope, kind, size if kind in ('vit', ) + TOOL_PEERS else None)
         if key != model_key:
             model = None
             gc.collect()
@@ -357,8 +601,8 @@ def measure(args, plan: Plan, device: torch.device,
             _freeze_batch_norm(model)
         _set_budget(model, budget)
         gen = torch.Generator().manual_seed(args.seed)
-        inputs = torch.randn(
-            args.batch_size, 3, size, size, generator=gen).to(device)
+        inputs = torch.randn(args.batch_size, 3, size, size,
+                             generator=gen).to(device)
         samples = make_data_samples(model, args.batch_size, size, size)
         run = _step_fn(model, scope, mode, inputs, samples)
         try:
@@ -367,17 +611,21 @@ def measure(args, plan: Plan, device: torch.device,
                 # the first warmup run doubles as the memory run (an extra
                 # run without warmup); gradients start unallocated
                 model.zero_grad(set_to_none=True)
+                t0 = time.perf_counter()
                 entry['peak_mem_mb'] = peak_memory_bytes(
                     lambda: run(zero_grad=False), device) / 2**20
+                profiled = time.perf_counter() - t0
                 warmup = max(warmup - 1, 0)
-            times = time_runs(run, device, args.repeats, warmup,
-                              args.max_seconds)
+            if args.single_run and not args.no_memory:
+                times = [profiled]  # the profiled run is the timed run
+            else:
+                times = time_runs(run, device, args.repeats, warmup,
+                                  args.max_seconds)
             stats = summarize_times(times)
-            entry.update(
-                latency_ms=stats['median'] * 1e3,
-                latency_ms_runs=[t * 1e3 for t in times],
-                latency_ms_std=stats['std'] * 1e3,
-                throughput_img_s=args.batch_size / stats['median'])
+            entry.update(latency_ms=stats['median'] * 1e3,
+                         latency_ms_runs=[t * 1e3 for t in times],
+                         latency_ms_std=stats['std'] * 1e3,
+                         throughput_img_s=args.batch_size / stats['median'])
         except (RuntimeError, MemoryError, ValueError) as err:  # e.g. OOM
             msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
             entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
@@ -412,28 +660,32 @@ def scaling(results: List[Dict]) -> List[Dict]:
         rs = sorted(rs, key=lambda r: r['num_patches'])
         ns = [r['num_patches'] for r in rs]
         out.append(
-            dict(
-                scope=scope,
-                mode=mode,
-                model=label,
-                num_patches=ns,
-                sizes=[r['size'] for r in rs],
-                time_exponent=fit_power_law(ns, [r['latency_ms'] for r in rs]),
-                memory_exponent=fit_power_law(
-                    ns, [r.get('peak_mem_mb', 0) for r in rs])))
+            dict(scope=scope,
+                 mode=mode,
+                 model=label,
+                 num_patches=ns,
+                 sizes=[r['size'] for r in rs],
+                 time_exponent=fit_power_law(ns,
+                                             [r['latency_ms'] for r in rs]),
+                 memory_exponent=fit_power_law(
+                     ns, [r.get('peak_mem_mb', 0) for r in rs])))
     return out
 
 
+REF_KINDS = ('vit', 'dense', 'sdpa_vit', 'win_vit')
+
+
 def _speedups(results: List[Dict]) -> None:
-    """Add ``speedup_vs_vit`` / ``speedup_vs_dense`` (latency ratios)."""
+    """Add ``speedup_vs_<peer>`` (latency ratios) and
+    ``memory_ratio_vs_<peer>`` for every peer measured at the same size."""
     ref = {}
     for r in results:
-        if 'latency_ms' in r and r['kind'] in ('vit', 'dense'):
+        if 'latency_ms' in r and r['kind'] in REF_KINDS:
             ref[(r['kind'], r['scope'], r['mode'], r['size'])] = r
     for r in results:
         if 'latency_ms' not in r:
             continue
-        for kind in ('vit', 'dense'):
+        for kind in REF_KINDS:
             other = ref.get((kind, r['scope'], r['mode'], r['size']))
             if other is not None and r['kind'] != kind:
                 r[f'speedup_vs_{kind}'] = other['latency_ms'] / r['latency_ms']
@@ -450,18 +702,67 @@ def _fmt(v, spec: str = '.1f') -> str:
     return format(v, spec)
 
 
+def goals(results: List[Dict]) -> List[Dict]:
+    """The EAC speed goals, from the forward backbone (else model) rows:
+    EAC at its largest budget >= 1.8x faster than ``sdpa_vit`` and
+    ``win_vit`` at 1024 px and >= 4x faster than ``sdpa_vit`` at 2048 px;
+    EAC's t(4096) / t(2048) <= 4.3."""
+    out = []
+    for scope in SCOPES:
+        rows = [
+            r for r in results if r['scope'] == scope
+            and r['mode'] == 'forward' and 'latency_ms' in r
+        ]
+        eac = [r for r in rows if r['kind'] == 'eac']
+        if not eac:
+            continue
+        top = max(r['budget'] for r in eac)
+        t = {r['size']: r['latency_ms'] for r in eac if r['budget'] == top}
+        peers = {(r['kind'], r['size']): r['latency_ms'] for r in rows}
+        for kind, size, target in (('sdpa_vit', 1024, 1.8),
+                                   ('win_vit', 1024, 1.8), ('sdpa_vit', 2048,
+                                                            4.0)):
+            if size in t and (kind, size) in peers:
+                ratio = peers[(kind, size)] / t[size]
+                out.append(
+                    dict(scope=scope,
+                         goal=f'EAC C={top} vs {LABELS[kind]} at {size} px: '
+                         f'speedup >= {target}',
+                         value=ratio,
+                         met=ratio >= target))
+        if 4096 in t and 2048 in t:
+            ratio = t[4096] / t[2048]
+            out.append(
+                dict(scope=scope,
+                     goal=f'EAC C={top}: t(4096) / t(2048) <= 4.3',
+                     value=ratio,
+                     met=ratio <= 4.3))
+    return out
+
+
 def markdown(report: Dict) -> str:
     env = report['environment']
+    load = env.get('loadavg_start'), env.get('loadavg_end')
     lines = [
-        '# Benchmark: EAC vs dense twin vs mmseg ViT', '',
-        f"Device: {env['device']} ({env['device_name']}), torch "
-        f"{env['torch']}, {env['threads']} threads, batch "
-        f"{report['settings']['batch_size']}, fp32, median of "
-        f"{report['settings']['repeats']} runs after "
-        f"{report['settings']['warmup']} warmup"
+        '# Benchmark: EAC vs its dense twin and ViT peers', '',
+        f"Date: {env.get('date', '-')}. Device: {env['device']} "
+        f"({env['device_name']}, {env.get('cpu_count')} logical CPUs), "
+        f"load average (1/5/15 min) at start {load[0]}, at end {load[1]}. "
+        f"torch {env['torch']}, {env['threads']} threads, batch "
+        f"{report['settings']['batch_size']}, fp32, " +
+        ('one run per case (the profiled memory run, no warmup)'
+         if report['settings'].get('single_run') else
+         f"median of {report['settings']['repeats']} runs (at most "
+         f"{report['settings'].get('max_seconds')} s of them) after "
+         f"{report['settings']['warmup']} warmup") +
         f"{', malloc keeps freed blocks' if env.get('malloc_tuned') else ''}"
         '. Peak memory: tensor memory the step allocates on top of '
         'parameters and inputs.', ''
+    ]
+    kinds = [k for k in KINDS if k in report['settings']['models']]
+    lines += [
+        'Attention kernels: ' + '; '.join(f'{LABELS[k]}: {KERNELS[k]}'
+                                          for k in kinds) + '.', ''
     ]
     if not report.get('complete', True):
         lines += [
@@ -480,8 +781,9 @@ def markdown(report: Dict) -> str:
             lines += [
                 f'## {scope}, {what}', '',
                 '| size | N | model | latency (ms) | img/s | peak mem (MiB) '
-                '| backbone GFLOPs | speedup vs ViT | speedup vs dense | '
-                'mem vs ViT |', '|' + '---|' * 10
+                '| backbone GFLOPs | speedup vs ViT (SDPA) | speedup vs '
+                'windowed ViT | speedup vs mmseg ViT | speedup vs dense |',
+                '|' + '---|' * 11
             ]
             for r in sorted(
                     rows,
@@ -490,7 +792,7 @@ def markdown(report: Dict) -> str:
                 if 'skipped' in r:
                     lines.append(
                         f"| {r['size']} | {r['num_patches']} | {_label(r)} "
-                        f"| skipped: {r['skipped']} | | | | | | |")
+                        f"| skipped: {r['skipped']} | | | | | | | |")
                     continue
                 lines.append(
                     f"| {r['size']} | {r['num_patches']} | {_label(r)} | "
@@ -498,10 +800,21 @@ def markdown(report: Dict) -> str:
                     f"{_fmt(r['throughput_img_s'], '.3f')} | "
                     f"{_fmt(r.get('peak_mem_mb'))} | "
                     f"{_fmt(r['backbone_gflops_forward'], '.2f')} | "
+                    f"{_fmt(r.get('speedup_vs_sdpa_vit'), '.2f')} | "
+                    f"{_fmt(r.get('speedup_vs_win_vit'), '.2f')} | "
                     f"{_fmt(r.get('speedup_vs_vit'), '.2f')} | "
-                    f"{_fmt(r.get('speedup_vs_dense'), '.2f')} | "
-                    f"{_fmt(r.get('memory_ratio_vs_vit'), '.2f')} |")
+                    f"{_fmt(r.get('speedup_vs_dense'), '.2f')} |")
             lines.append('')
+    if report.get('goals'):
+        lines += [
+            '## Goals', '', '| scope | goal | measured | met |',
+            '|---|---|---|---|'
+        ]
+        for g in report['goals']:
+            lines.append(f"| {g['scope']} | {g['goal']} | "
+                         f"{_fmt(g['value'], '.2f')} | "
+                         f"{'yes' if g['met'] else 'no'} |")
+        lines.append('')
     if report['scaling']:
         lines += [
             '## How cost grows with resolution', '',
@@ -527,8 +840,10 @@ def plot(report: Dict, path: str) -> None:
     panels = [(s, m) for s in SCOPES for m in MODES
               if any(r['scope'] == s and r['mode'] == m for r in res)]
     panels = panels or [('backbone', 'forward')]
-    fig, axes = plt.subplots(
-        2, len(panels), figsize=(4.5 * len(panels), 7.5), squeeze=False)
+    fig, axes = plt.subplots(2,
+                             len(panels),
+                             figsize=(4.5 * len(panels), 7.5),
+                             squeeze=False)
     for col, (scope, mode) in enumerate(panels):
         rows = [r for r in res if r['scope'] == scope and r['mode'] == mode]
         labels = [
@@ -575,13 +890,22 @@ def _environment(device: torch.device, malloc_tuned: bool) -> Dict:
                         break
         except OSError:
             pass
-    return dict(
-        device=device.type,
-        device_name=name,
-        torch=torch.__version__,
-        threads=torch.get_num_threads(),
-        cpu_count=os.cpu_count(),
-        malloc_tuned=malloc_tuned)
+    return dict(device=device.type,
+                device_name=name,
+                torch=torch.__version__,
+                threads=torch.get_num_threads(),
+                cpu_count=os.cpu_count(),
+                malloc_tuned=malloc_tuned,
+                date=time.strftime('%Y-%m-%d %H:%M %Z'),
+                loadavg_start=_loadavg())
+
+
+def _loadavg() -> Optional[str]:
+    """The 1 / 5 / 15 minute load averages (as ``uptime`` shows them)."""
+    try:
+        return '/'.join(f'{v:.2f}' for v in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return None
 
 
 def _write_atomic(folder: str, files: Dict[str, object]) -> None:
@@ -614,12 +938,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         and keep_freed_memory())
         if args.threads:
             torch.set_num_threads(args.threads)
+        _register_peers()
         plan = Plan(args)
     except ValueError as err:
         print(f'benchmark.py: error: {err}', file=sys.stderr)
         return 2
     results: List[Dict] = []
     planned = len(_cases(args, plan))
+    env = _environment(device, malloc_tuned)
     try:  # `timeout` / a scheduler stopping the run: keep the results
         old_handler = signal.signal(signal.SIGTERM, _sigterm)
     except ValueError:  # not in the main thread
@@ -635,25 +961,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
     _speedups(results)
-    report = dict(
-        environment=_environment(device, malloc_tuned),
-        settings=dict(
-            config=args.config,
-            arch=plan.arch,
-            max_cores=plan.max_cores,
-            sizes=plan.sizes,
-            budgets=plan.budgets,
-            models=args.models,
-            scopes=args.scopes,
-            modes=args.modes,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            batch_size=args.batch_size,
-            dtype='float32'),
-        complete=len(results) == planned,
-        planned_cases=planned,
-        results=results,
-        scaling=scaling(results))
+    env['loadavg_end'] = _loadavg()
+    report = dict(environment=env,
+                  settings=dict(config=args.config,
+                                arch=plan.arch,
+                                max_cores=plan.max_cores,
+                                sizes=plan.sizes,
+                                budgets=plan.budgets,
+                                models=args.models,
+                                scopes=args.scopes,
+                                modes=args.modes,
+                                repeats=args.repeats,
+                                warmup=args.warmup,
+                                single_run=args.single_run,
+                                max_seconds=args.max_seconds,
+                                skip=args.skip,
+                                batch_size=args.batch_size,
+                                dtype='float32'),
+                  complete=len(results) == planned,
+                  planned_cases=planned,
+                  results=results,
+                  goals=goals(results),
+                  scaling=scaling(results))
     md = markdown(report)
 
     def write_text(text):
