@@ -26,9 +26,9 @@ CONFIGS = dict(seg=osp.join(
     REPO, 'configs', 'demo',
     'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py'),
                det=osp.join(REPO, 'configs', 'demo',
-                            'mask-rcnn_eac-tiny_fpn_lsj-128_coco.py'),
+                            'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py'),
                cls=osp.join(REPO, 'configs', 'demo',
-                            'linear-probe_eac-tiny_1xb4-4it_imagenet-64px.py'))
+                            'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py'))
 
 
 def _classes(task, model):
