@@ -19,9 +19,8 @@ import os
 import os.path as osp
 import platform
 import re
-from typing import Dict, List
-
 from setuptools import find_packages, setup
+from typing import Dict, List
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -116,8 +115,7 @@ def get_extensions() -> list:
             sources,
             extra_compile_args=[
                 '-O3', '-std=c++20', '-fopenmp', '-Wno-maybe-uninitialized'
-            ] +
-            ISA_FLAGS[cpu_isa()],
+            ] + ISA_FLAGS[cpu_isa()],
             extra_link_args=['-fopenmp'],
             optional=with_ops != '1')
     ]

@@ -40,15 +40,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file (or pkg::path)')
     parser.add_argument('checkpoint', help='checkpoint file')
     out = parser.add_mutually_exclusive_group()
-    out.add_argument('--out-file',
-                     help='where to write the drawing (one image)')
+    out.add_argument(
+        '--out-file', help='where to write the drawing (one image)')
     out.add_argument(
         '--out-dir',
         help='folder for the drawings, one <image name>.png per image')
-    parser.add_argument('--num-cores',
-                        type=int,
-                        default=None,
-                        help='core budget (default: the config\'s)')
+    parser.add_argument(
+        '--num-cores',
+        type=int,
+        default=None,
+        help='core budget (default: the config\'s)')
     parser.add_argument(
         '--device',
         default=None,
@@ -57,22 +58,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--whole-image',
         action='store_true',
         help='segmentors: no resize, one pass at the image\'s own size')
-    parser.add_argument('--score-thr',
-                        type=float,
-                        default=0.3,
-                        help='detections: smallest score drawn (default 0.3)')
+    parser.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.3,
+        help='detections: smallest score drawn (default 0.3)')
     parser.add_argument(
         '--opacity',
         type=float,
         default=0.5,
         help='segmentation: mask opacity in (0, 1] (default 0.5)')
-    parser.add_argument('--no-progress',
-                        action='store_true',
-                        help='no progress bar')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -147,13 +149,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         # every image is checked before the model is built or anything runs
         images = expand_inputs(args.img)
-        inferencer = EACInferencer(args.config,
-                                   args.checkpoint,
-                                   device=args.device,
-                                   num_cores=args.num_cores,
-                                   cfg_options=args.cfg_options,
-                                   whole_image=args.whole_image,
-                                   show_progress=not args.no_progress)
+        inferencer = EACInferencer(
+            args.config,
+            args.checkpoint,
+            device=args.device,
+            num_cores=args.num_cores,
+            cfg_options=args.cfg_options,
+            whole_image=args.whole_image,
+            show_progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as err:
         return _fail(str(err))
     print(f'{PROG}: {inferencer.task} model, {inferencer.num_cores} cores, '
@@ -164,10 +167,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{name}: {inferencer.summarize(pred, args.score_thr)}')
         out = _out_path(args, image, i)
         if out is not None:
-            drawn = inferencer.visualize(image,
-                                         pred,
-                                         score_thr=args.score_thr,
-                                         opacity=args.opacity)
+            drawn = inferencer.visualize(
+                image, pred, score_thr=args.score_thr, opacity=args.opacity)
             _write_image(drawn, out)
             print(f'  drawn to {out}')
     return 0

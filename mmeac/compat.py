@@ -109,7 +109,8 @@ def mmengine_safe_globals() -> List[SafeGlobal]:
         (_history_buffer_getattr, 'builtins.getattr'),
     ]
     for core in ('numpy.core', 'numpy._core'):
-        safe.append((multiarray._reconstruct, f'{core}.multiarray._reconstruct'))
+        safe.append(
+            (multiarray._reconstruct, f'{core}.multiarray._reconstruct'))
         safe.append((multiarray.scalar, f'{core}.multiarray.scalar'))
     # numpy >= 1.25 builds dtype instances of per-dtype classes
     # (numpy.dtypes.Float64DType, ...); their state is set by BUILD.

@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmeac.ops import HAS_COMPILED_KERNEL
-
 import mmeac  # noqa: F401
 from mmeac.analysis import core_attention_maps, peak_memory_bytes
 from mmeac.models import EACViT
-from mmeac.ops import core_periphery_attention_reference
+from mmeac.ops import HAS_COMPILED_KERNEL, core_periphery_attention_reference
 from mmeac.ops.flops import (attention_pairs, count_module_flops,
                              counted_by_category, eac_backbone_flops,
                              fit_power_law, vit_backbone_flops)
@@ -350,7 +348,10 @@ def test_time_interleaved_rotates_and_stops():
     calls = []
     fns = {name: (lambda n=name: calls.append(n)) for name in 'abc'}
     times = time_interleaved(fns, torch.device('cpu'), repeats=3, warmup=1)
-    assert calls == list('abc' 'abc' 'bca' 'cab')
+    assert calls == list('abc'
+                         'abc'
+                         'bca'
+                         'cab')
     assert {k: len(v) for k, v in times.items()} == dict(a=3, b=3, c=3)
     # a budget of 0 s still times one round
     times = time_interleaved(
@@ -452,8 +453,8 @@ def test_visualize_cores_writes_grids(tmp_path, capsys):
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     img = tmp_path / 'img.png'
     from PIL import Image
-    Image.fromarray((np.random.RandomState(0).rand(70, 100, 3) *
-                     255).astype(np.uint8)).save(img)
+    Image.fromarray((np.random.RandomState(0).rand(70, 100, 3) * 255).astype(
+        np.uint8)).save(img)
     out = tmp_path / 'vis'
     rc = tool.main([
         str(img), cfg_path,

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-
 from _tool_helpers import REPO, run
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
@@ -55,8 +54,8 @@ def test_windowed_vit_windows(bench):
     win = bench.windowed_vit_flops(768, 12, (64, 64))
     dense = vit_backbone_flops(768, 12, 4, 64 * 64, num_extra_tokens=0)
     assert win < dense['total']
-    assert dense['total'] - win == pytest.approx(
-        4 * 768 * 8 * (4096**2 - 70 * 70 * 196))
+    assert dense['total'] - win == pytest.approx(4 * 768 * 8 *
+                                                 (4096**2 - 70 * 70 * 196))
 
 
 def test_goals(bench):
@@ -76,8 +75,10 @@ def test_goals(bench):
                 size=size,
                 budget=budget,
                 latency_ms=ms))
-    got = {g['goal']: (round(g['value'], 3), g['met'])
-           for g in bench.goals(rows)}
+    got = {
+        g['goal']: (round(g['value'], 3), g['met'])
+        for g in bench.goals(rows)
+    }
     assert got == {
         'EAC C=64 vs ViT (SDPA) at 1024 px: speedup >= 1.8': (1.9, True),
         'EAC C=64 vs windowed ViT (SDPA) at 1024 px: speedup >= 1.8':
@@ -90,11 +91,10 @@ def test_goals(bench):
 def test_peers_side_by_side(tmp_path):
     out = tmp_path / 'bench'
     res = run([
-        sys.executable, TOOL, '--arch', TINY, '--max-cores', '16',
-        '--budgets', '16', '--sizes', '64', '96', '--scopes', 'backbone',
-        '--modes', 'forward', '--models', 'eac', 'sdpa_vit', 'win_vit',
-        '--skip', 'win_vit@96', '--repeats', '1', '--no-progress',
-        '--out-dir',
+        sys.executable, TOOL, '--arch', TINY, '--max-cores', '16', '--budgets',
+        '16', '--sizes', '64', '96', '--scopes', 'backbone', '--modes',
+        'forward', '--models', 'eac', 'sdpa_vit', 'win_vit', '--skip',
+        'win_vit@96', '--repeats', '1', '--no-progress', '--out-dir',
         str(out)
     ],
               cwd=str(tmp_path))

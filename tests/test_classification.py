@@ -13,16 +13,15 @@ import glob
 import importlib.util
 import os
 import os.path as osp
-import re
 import pickle
+import re
 
 import numpy as np
 import pytest
 import torch
+from _tool_helpers import REPO, TOOLS, log_text, python_tool, run, train_iters
 from mmengine.hooks import Hook
 
-from _tool_helpers import (REPO, TOOLS, log_text, python_tool, run,
-                           train_iters)
 from mmeac.testing import make_imagenet
 
 PROBE_DEMO = osp.join(REPO, 'configs', 'demo',

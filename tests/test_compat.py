@@ -1,4 +1,5 @@
-"""Tests of :mod:`mmeac.compat`: the fixes the OpenMMLab stack needs on current torch.
+"""Tests of :mod:`mmeac.compat`: the fixes the OpenMMLab stack needs on
+current torch.
 
 Each fix has a test that shows the upstream breakage in a fresh interpreter
 that does not import mmeac (so the test fails, and the fix can go, once
@@ -9,8 +10,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from importlib import metadata
 from collections import Counter
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -83,15 +84,13 @@ def _make_runner(work_dir: str, name: str, max_iters: int, hooks=(), **kwargs):
             sampler=dict(type='DefaultSampler', shuffle=False),
             collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         # MultiStepLR keeps its milestones in a collections.Counter
         param_scheduler=[
             dict(type='MultiStepLR', milestones=[5], by_epoch=False)
         ],
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=2,
-                            by_epoch=False),
+            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(hooks),
         randomness=dict(seed=0),
@@ -131,11 +130,11 @@ def _run_without_mmeac(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-# ------------------------------------------------------------ weights-only loading
+# ---------------------------------------------------- weights-only loading
 def test_checkpoint_holds_more_than_weights(trained):
     """The checkpoint needs the globals the fix allowlists."""
-    needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(
-        trained['ckpt']))
+    needed = set(
+        torch.serialization.get_unsafe_globals_in_checkpoint(trained['ckpt']))
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in needed
     assert 'builtins.getattr' in needed
     assert any(n.endswith('multiarray.scalar') for n in needed)
@@ -147,7 +146,8 @@ def test_checkpoint_holds_more_than_weights(trained):
 
 
 def test_upstream_mmengine_checkpoint_fails_weights_only(trained):
-    """Without mmeac, mmengine 0.10.7 cannot read its own checkpoint on torch>=2.6.
+    """Without mmeac, mmengine 0.10.7 cannot read its own checkpoint on
+    torch>=2.6.
 
     If this test fails, upstream has fixed the breakage and
     ``compat._patch_checkpoint_loader`` can be removed.
@@ -251,9 +251,13 @@ def test_mmengine_loader_refuses_other_globals(tmp_path):
 
 
 def test_checkpoint_from_numpy_1_loads(tmp_path):
-    """numpy 1.x pickles name ``numpy.core.multiarray``, numpy 2.x ``numpy._core``."""
+    """numpy 1.x pickles name ``numpy.core.multiarray``, numpy 2.x
+    ``numpy._core``."""
     path = str(tmp_path / 'np.pth')
-    torch.save({'a': np.arange(3, dtype=np.int64), 'x': np.float64(1.5)},
+    torch.save({
+        'a': np.arange(3, dtype=np.int64),
+        'x': np.float64(1.5)
+    },
                path,
                _use_new_zipfile_serialization=False)
     with open(path, 'rb') as f:
@@ -308,7 +312,8 @@ def _pkg_resources_missing() -> bool:
     not _pkg_resources_missing(),
     reason='this environment still has pkg_resources (setuptools < 81)')
 def test_upstream_package_config_needs_pkg_resources(tmp_path):
-    """Without mmeac, ``mmseg::`` base configs fail once setuptools drops pkg_resources.
+    """Without mmeac, ``mmseg::`` base configs fail once setuptools drops
+    pkg_resources.
 
     If this test fails, upstream mmengine no longer needs pkg_resources and
     ``compat._patch_package_utils`` can be removed.
@@ -320,7 +325,8 @@ def test_upstream_package_config_needs_pkg_resources(tmp_path):
         Config.fromfile({str(cfg)!r})
         """)
     assert proc.returncode != 0
-    assert "No module named 'pkg_resources'" in proc.stderr, proc.stderr[-2000:]
+    assert "No module named 'pkg_resources'" in proc.stderr, proc.stderr[
+        -2000:]
 
 
 def test_package_config_resolves(tmp_path):

@@ -68,9 +68,9 @@ def _color_of(ade_id: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- ADE20K
 def test_ade20k_loads_with_mmseg(roots):
+    from mmcv.transforms import LoadImageFromFile
     from mmseg.datasets import ADE20KDataset
     from mmseg.datasets.transforms import LoadAnnotations
-    from mmcv.transforms import LoadImageFromFile
 
     root = roots['ade20k']
     assert root.endswith(osp.join('ade', 'ADEChallengeData2016'))

@@ -18,17 +18,16 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-
 from _tool_helpers import REPO, run, tool_env
 
 DEMO = osp.join(REPO, 'demo', 'image_demo.py')
-CONFIGS = dict(seg=osp.join(
-    REPO, 'configs', 'demo',
-    'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py'),
-               det=osp.join(REPO, 'configs', 'demo',
-                            'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py'),
-               cls=osp.join(REPO, 'configs', 'demo',
-                            'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py'))
+CONFIGS = dict(
+    seg=osp.join(REPO, 'configs', 'demo',
+                 'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py'),
+    det=osp.join(REPO, 'configs', 'demo',
+                 'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py'),
+    cls=osp.join(REPO, 'configs', 'demo',
+                 'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py'))
 
 
 def _classes(task, model):
@@ -60,8 +59,9 @@ def ckpts(tmp_path_factory):
                 model.roi_head.bbox_head.fc_cls.bias[0] = 6.0
         path = str(root / f'{task}.pth')
         torch.save(
-            dict(state_dict=model.state_dict(),
-                 meta=dict(dataset_meta=dict(classes=_classes(task, model)))),
+            dict(
+                state_dict=model.state_dict(),
+                meta=dict(dataset_meta=dict(classes=_classes(task, model)))),
             path)
         out[task] = path
     return out
@@ -201,9 +201,8 @@ def test_api_matches_upstream_det_cls(task, ckpts, images):
         assert len(pred.pred_instances) > 0
     else:
         from mmpretrain.apis import ImageClassificationInferencer
-        up = ImageClassificationInferencer(CONFIGS[task],
-                                           pretrained=ckpts[task],
-                                           device='cpu')
+        up = ImageClassificationInferencer(
+            CONFIGS[task], pretrained=ckpts[task], device='cpu')
         ref = up(images[0], return_datasamples=True)[0]
         torch.testing.assert_close(ref.pred_score, pred.pred_score)
         assert 'clsclass' in ours.summarize(pred)
@@ -270,10 +269,8 @@ def _backbone_input_shapes(inferencer, img):
 def test_whole_image_mode_runs_at_native_resolution(ckpts, seg_inferencer):
     """No resize, one pass: the backbone sees the whole (padded) image."""
     from mmeac.apis import EACInferencer
-    inf = EACInferencer(CONFIGS['seg'],
-                        ckpts['seg'],
-                        device='cpu',
-                        whole_image=True)
+    inf = EACInferencer(
+        CONFIGS['seg'], ckpts['seg'], device='cpu', whole_image=True)
     img = (np.random.RandomState(1).rand(500, 300, 3) * 255).astype(np.uint8)
     seen, pred = _backbone_input_shapes(inf, img)
     assert seen == [(512, 304)]  # padded to whole 16 px patches, once

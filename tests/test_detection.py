@@ -16,15 +16,16 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from _tool_helpers import REPO
+
 from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',
                 'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py')
 MAIN = {
-    a: osp.join(REPO, 'configs', 'eac',
-                f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
+    a:
+    osp.join(REPO, 'configs', 'eac',
+             f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
     for a in 'sbl'
 }
 DROPIN = osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_eac-b_sfp_1x_coco.py')
@@ -85,6 +86,7 @@ def det_base(tmp_path_factory):
 # ---------------------------------------------------- SimpleFeaturePyramid
 def test_simple_feature_pyramid_levels():
     from mmengine.registry import MODELS
+
     import mmeac  # noqa: F401
     neck = MODELS.build(
         dict(type='SimpleFeaturePyramid', in_channels=32, out_channels=16))
@@ -100,8 +102,7 @@ def test_simple_feature_pyramid_levels():
     # every level is a function of the input map (gradients reach it)
     x = torch.randn(1, 32, 4, 4, requires_grad=True)
     for level in neck([x]):
-        grad, = torch.autograd.grad(
-            level.square().sum(), x, retain_graph=True)
+        grad, = torch.autograd.grad(level.square().sum(), x, retain_graph=True)
         assert grad.abs().sum() > 0
 
 

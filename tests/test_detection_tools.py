@@ -14,9 +14,9 @@ import pickle
 
 import pytest
 import torch
-
 from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
                            tool_env, train_iters)
+
 from mmeac.testing import make_coco
 
 DEMO = osp.join(REPO, 'configs', 'demo',

@@ -8,10 +8,10 @@ import os.path as osp
 import pickle
 
 import pytest
-
 from _tool_helpers import (SEG_CONFIG, TOOLS, free_port, log_text,
                            miou_from_predictions, run, seg_options, tool_env,
                            train_iters)
+
 from mmeac.testing import make_ade20k
 
 

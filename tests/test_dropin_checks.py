@@ -59,8 +59,7 @@ def _unchanged(model: nn.Module, before: dict) -> bool:
     ('detr', [8, 16, 32, 64], [16, 8, 4, 2]),
 ])
 def test_neck_presets(preset, strides, sizes):
-    neck = SimpleFeaturePyramid(in_channels=64, out_channels=16,
-                                preset=preset)
+    neck = SimpleFeaturePyramid(in_channels=64, out_channels=16, preset=preset)
     assert neck.strides == strides
     outs = neck((torch.randn(1, 64, 8, 8), ))  # a 128 px image at stride 16
     assert [o.shape[-1] for o in outs] == sizes
@@ -80,13 +79,14 @@ def test_neck_settings_for():
     assert neck_settings_for([8, 16, 32, 64, 128]) == "preset='single_stage'"
     assert neck_settings_for([4, 8, 16, 32, 64]) == "preset='two_stage'"
     assert neck_settings_for([8, 16, 32, 64]) == "preset='detr'"
-    assert neck_settings_for([16, 32, 64]) == (
-        'scale_factors=(1.0, 0.5), num_outs=3')
+    assert neck_settings_for([16, 32,
+                              64]) == ('scale_factors=(1.0, 0.5), num_outs=3')
     # a patch-8 backbone: the single-stage layout gives strides 4 .. 64
-    assert neck_settings_for([4, 8, 16, 32, 64], in_stride=8) == (
-        "preset='single_stage'")
-    assert neck_settings_for([2, 4, 8], in_stride=8) == (
-        'scale_factors=(4.0, 2.0, 1.0), num_outs=3')
+    assert neck_settings_for([4, 8, 16, 32, 64],
+                             in_stride=8) == ("preset='single_stage'")
+    assert neck_settings_for(
+        [2, 4, 8],
+        in_stride=8) == ('scale_factors=(4.0, 2.0, 1.0), num_outs=3')
     assert neck_settings_for([8, 24]) is None
 
 
@@ -95,8 +95,7 @@ def _detector(rel: str, neck: dict, backbone: dict = None) -> nn.Module:
     cfg = Config.fromfile(_wheel('mmdet', rel))
     cfg.model.backbone = backbone or _tiny_backbone()
     cfg.model.neck = dict(
-        type='SimpleFeaturePyramid', in_channels=64, out_channels=256,
-        **neck)
+        type='SimpleFeaturePyramid', in_channels=64, out_channels=256, **neck)
     init_default_scope('mmdet')
     return MODELS.build(cfg.model)
 
@@ -104,12 +103,13 @@ def _detector(rel: str, neck: dict, backbone: dict = None) -> nn.Module:
 def _det_batch(model, size=128):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
-    sample = DetDataSample(metainfo=dict(img_shape=(size, size),
-                                         ori_shape=(size, size),
-                                         scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(size, size),
+            ori_shape=(size, size),
+            scale_factor=(1.0, 1.0)))
     sample.gt_instances = InstanceData(
-        bboxes=torch.tensor([[10., 12., 90., 100.]]),
-        labels=torch.tensor([3]))
+        bboxes=torch.tensor([[10., 12., 90., 100.]]), labels=torch.tensor([3]))
     data = dict(
         inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)],
         data_samples=[sample])
@@ -142,8 +142,9 @@ def test_retinanet_with_single_stage_neck_trains():
     model = _detector(RETINA, dict(preset='single_stage'))
     data = _det_batch(model)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert all(torch.isfinite(sum(v) if isinstance(v, list) else v)
-               for v in losses.values())
+    assert all(
+        torch.isfinite(sum(v) if isinstance(v, list) else v)
+        for v in losses.values())
     # the check passed and removed itself
     assert not model.neck._forward_pre_hooks
     feats = model.extract_feat(data['inputs'])
@@ -154,25 +155,29 @@ def test_retinanet_with_single_stage_neck_trains():
 def test_two_stage_and_roi_extractor_checks():
     mask_rcnn = 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
     model = _detector(mask_rcnn, dict(preset='single_stage'))
-    with pytest.raises(DropinError, match=r"RPNHead \(model.rpn_head\) "
-                       r"expects \[4, 8, 16, 32, 64\]: set "
-                       r"model.neck.preset='two_stage'$"):
+    with pytest.raises(
+            DropinError,
+            match=r"RPNHead \(model.rpn_head\) "
+            r"expects \[4, 8, 16, 32, 64\]: set "
+            r"model.neck.preset='two_stage'$"):
         model.extract_feat(_det_batch(model)['inputs'])
     # an RoI extractor alone (Fast R-CNN) reads the leading levels
     model = _detector('fast_rcnn/fast-rcnn_r50_fpn_1x_coco.py',
                       dict(preset='single_stage'))
-    with pytest.raises(DropinError, match=(
-            r'RoI extractor \(model.roi_head.bbox_roi_extractor\) expects '
-            r"\[4, 8, 16, 32\]: set model.neck.preset='two_stage'$")):
+    with pytest.raises(
+            DropinError,
+            match=(
+                r'RoI extractor \(model.roi_head.bbox_roi_extractor\) expects '
+                r"\[4, 8, 16, 32\]: set model.neck.preset='two_stage'$")):
         model.extract_feat(_det_batch(model)['inputs'])
     # cascade: one extractor per stage; heads that disagree are named
     model = _detector('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
                       dict(preset='two_stage'))
     model.roi_head.bbox_roi_extractor[1].featmap_strides = [8, 16, 32, 64]
-    with pytest.raises(DropinError, match=(
-            r'^the heads disagree on the feature strides: RoI extractor '
-            r'\(model.roi_head.bbox_roi_extractor\[1\]\) expects \[8, 16, 32, '
-            r'64\], RPNHead \(model.rpn_head\) \[4, 8, 16, 32, 64\]')):
+    msg = (r'^the heads disagree on the feature strides: RoI extractor '
+           r'\(model.roi_head.bbox_roi_extractor\[1\]\) expects \[8, 16, 32, '
+           r'64\], RPNHead \(model.rpn_head\) \[4, 8, 16, 32, 64\]')
+    with pytest.raises(DropinError, match=msg):
         model.extract_feat(_det_batch(model)['inputs'])
     model.roi_head.bbox_roi_extractor[1].featmap_strides = [4, 8, 16, 32]
     assert len(model.extract_feat(_det_batch(model)['inputs'])) == 5
@@ -182,25 +187,33 @@ def test_explicit_settings_hint():
     """Strides no preset gives: the hint spells out the arguments."""
     model = _detector(RETINA, dict(preset='single_stage'))
     model.bbox_head.prior_generator.strides = [(s, s) for s in (16, 32, 64)]
-    with pytest.raises(DropinError, match=re.escape(
-            'expects [16, 32, 64]: set model.neck.scale_factors=(1.0, 0.5), '
-            'model.neck.num_outs=3')):
+    with pytest.raises(
+            DropinError,
+            match=re.escape('expects [16, 32, 64]: set '
+                            'model.neck.scale_factors=(1.0, 0.5), '
+                            'model.neck.num_outs=3')):
         model.extract_feat(_det_batch(model)['inputs'])
 
 
 def test_detr_levels_and_patch_size_checks():
     dino = 'dino/dino-4scale_r50_8xb2-12e_coco.py'
     model = _detector(dino, dict())
-    with pytest.raises(DropinError, match=r'gives 5 levels .* DINO reads '
-                       r"num_feature_levels=4: set model.neck.preset='detr'$"):
+    with pytest.raises(
+            DropinError,
+            match=r'gives 5 levels .* DINO reads '
+            r"num_feature_levels=4: set model.neck.preset='detr'$"):
         model.extract_feat(_det_batch(model)['inputs'])
     model = _detector(dino, dict(preset='detr'))
     assert len(model.extract_feat(_det_batch(model)['inputs'])) == 4
     # a backbone with another patch size than the neck assumes
-    model = _detector(RETINA, dict(preset='single_stage'),
-                      backbone=_tiny_backbone(patch_size=8))
-    with pytest.raises(DropinError, match=r'in_stride=16 but the backbone '
-                       r'has patch_size=8; set model.neck.in_stride=8$'):
+    model = _detector(
+        RETINA,
+        dict(preset='single_stage'),
+        backbone=_tiny_backbone(patch_size=8))
+    with pytest.raises(
+            DropinError,
+            match=r'in_stride=16 but the backbone '
+            r'has patch_size=8; set model.neck.in_stride=8$'):
         model.extract_feat(_det_batch(model)['inputs'])
 
 
@@ -222,48 +235,57 @@ def _classifier(rel: str, backbone: dict, **model) -> nn.Module:
 
 def test_vit_config_without_cls_token_is_one_line():
     """Used to end in 'mat1 and mat2 shapes cannot be multiplied'."""
-    model = _classifier(VIT_CLS, _tiny_backbone(),
-                        head=dict(in_channels=64))
+    model = _classifier(VIT_CLS, _tiny_backbone(), head=dict(in_channels=64))
     before = _state(model)
     x = torch.randn(2, 3, 64, 64)
-    with pytest.raises(DropinError, match=(
-            r"^EACViT\(embed_dims=64\) gives \[B, 64, h, w\] maps "
-            r"\(out_type='featmap'\) but VisionTransformerClsHead takes "
-            r"\[B, C\] vectors: set model.backbone.out_type='cls_token' "
-            r"\(global token\) or 'avg_featmap' \(mean of patch tokens\)$")):
+    with pytest.raises(
+            DropinError,
+            match=(
+                r"^EACViT\(embed_dims=64\) gives \[B, 64, h, w\] maps "
+                r"\(out_type='featmap'\) but VisionTransformerClsHead takes "
+                r"\[B, C\] vectors: set model.backbone.out_type='cls_token' "
+                r"\(global token\) or 'avg_featmap' \(mean of patch tokens\)$"
+            )):
         model(x, mode='tensor')
     assert _unchanged(model, before)
     # the base's ViT width left in the head
     model = _classifier(VIT_CLS, _tiny_backbone(out_type='cls_token'))
-    with pytest.raises(DropinError, match=(
-            r'^model.head \(VisionTransformerClsHead\) takes in_channels=768 '
-            r'but EACViT\(embed_dims=64\) gives 64 channels: set '
-            r'model.head.in_channels=64$')):
+    msg = (r'^model.head \(VisionTransformerClsHead\) takes in_channels=768 '
+           r'but EACViT\(embed_dims=64\) gives 64 channels: set '
+           r'model.head.in_channels=64$')
+    with pytest.raises(DropinError, match=msg):
         model(x, mode='tensor')
     # fixed as the messages say: it runs
-    model = _classifier(VIT_CLS, _tiny_backbone(out_type='cls_token'),
-                        head=dict(in_channels=64))
+    model = _classifier(
+        VIT_CLS,
+        _tiny_backbone(out_type='cls_token'),
+        head=dict(in_channels=64))
     assert model(x, mode='tensor').shape == (2, 1000)
     # mmseg-style [featmap, token] output: the ViT head takes the token, a
     # linear head (MAE fine-tune) cannot
-    model = _classifier(VIT_CLS, _tiny_backbone(output_cls_token=True),
-                        head=dict(in_channels=64))
+    model = _classifier(
+        VIT_CLS,
+        _tiny_backbone(output_cls_token=True),
+        head=dict(in_channels=64))
     assert model(x, mode='tensor').shape == (2, 1000)
     mae = 'mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
-    model = _classifier(mae, _tiny_backbone(output_cls_token=True),
-                        head=dict(in_channels=64))
+    model = _classifier(
+        mae, _tiny_backbone(output_cls_token=True), head=dict(in_channels=64))
     with pytest.raises(DropinError, match='but LinearClsHead takes'):
         model(x, mode='tensor')
 
 
 def test_pooling_neck_and_width_errors():
     resnet = 'resnet/resnet50_8xb32_in1k.py'
-    model = _classifier(resnet, _tiny_backbone(out_type='cls_token'),
-                        head=dict(in_channels=64))
-    with pytest.raises(DropinError, match=(
-            r"gives \[B, 64\] vectors \(out_type='cls_token'\) but "
-            r'GlobalAveragePooling pools feature maps: set '
-            r"model.backbone.out_type='featmap' or model.neck=None$")):
+    model = _classifier(
+        resnet,
+        _tiny_backbone(out_type='cls_token'),
+        head=dict(in_channels=64))
+    with pytest.raises(
+            DropinError,
+            match=(r"gives \[B, 64\] vectors \(out_type='cls_token'\) but "
+                   r'GlobalAveragePooling pools feature maps: set '
+                   r"model.backbone.out_type='featmap' or model.neck=None$")):
         model(torch.randn(1, 3, 64, 64), mode='tensor')
     model = _classifier(resnet, _tiny_backbone(), head=dict(in_channels=64))
     assert model(torch.randn(1, 3, 64, 64), mode='tensor').shape == (1, 1000)
@@ -276,16 +298,19 @@ def test_pooling_neck_and_width_errors():
     cfg.model.backbone = _tiny_backbone(out_indices=(0, 1, 1, 1))
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
-    with pytest.raises(DropinError, match=(
-            r'^model.neck \(MultiLevelNeck\) takes in_channels=\[768, 768, '
-            r'768, 768\] but EACViT\(embed_dims=64\) gives 64 channels: set '
-            r'model.neck.in_channels=\[64, 64, 64, 64\]$')):
+    msg = (r'^model.neck \(MultiLevelNeck\) takes in_channels=\[768, 768, '
+           r'768, 768\] but EACViT\(embed_dims=64\) gives 64 channels: set '
+           r'model.neck.in_channels=\[64, 64, 64, 64\]$')
+    with pytest.raises(DropinError, match=msg):
         model.extract_feat(torch.randn(1, 3, 64, 64))
     cfg.model.backbone = _tiny_backbone(out_indices=(0, 1))
     model = MODELS.build(cfg.model)
-    with pytest.raises(DropinError, match=(
-            r'takes 4 levels \(in_channels=\[768, 768, 768, 768\]\) but '
-            r'EACViT\(embed_dims=64\) returns 2 \(out_indices=\[0, 1\]\)')):
+    with pytest.raises(
+            DropinError,
+            match=(
+                r'takes 4 levels \(in_channels=\[768, 768, 768, 768\]\) but '
+                r'EACViT\(embed_dims=64\) returns 2 \(out_indices=\[0, 1\]\)'
+            )):
         model.extract_feat(torch.randn(1, 3, 64, 64))
 
 
@@ -293,8 +318,9 @@ def test_pooling_neck_and_width_errors():
 def test_avg_featmap_is_mean_of_patch_tokens():
     torch.manual_seed(0)
     fm = EACViT(arch=TINY, max_cores=16, out_indices=(0, 1)).eval()
-    avg = EACViT(arch=TINY, max_cores=16, out_indices=(0, 1),
-                 out_type='avg_featmap').eval()
+    avg = EACViT(
+        arch=TINY, max_cores=16, out_indices=(0, 1),
+        out_type='avg_featmap').eval()
     avg.load_state_dict(fm.state_dict())
     x = torch.randn(2, 3, 48, 80)
     with torch.no_grad():
@@ -302,9 +328,11 @@ def test_avg_featmap_is_mean_of_patch_tokens():
     for m, v in zip(maps, vecs):
         assert v.shape == (2, 64)
         torch.testing.assert_close(v, m.mean(dim=(2, 3)))
-    with pytest.raises(ValueError, match=r"out_type must be one of "
-                       r"\['featmap', 'cls_token', 'avg_featmap'\], "
-                       r"got 'raw'"):
+    with pytest.raises(
+            ValueError,
+            match=r"out_type must be one of "
+            r"\['featmap', 'cls_token', 'avg_featmap'\], "
+            r"got 'raw'"):
         EACViT(arch=TINY, max_cores=16, out_type='raw')
 
 
@@ -331,8 +359,8 @@ def test_pretrained_argument(tmp_path):
     logger = MMLogger.get_current_instance()
     with patch.object(logger, 'log') as log:
         vit = EACViT(arch=TINY, max_cores=16, pretrained='pretrain/vit.pth')
-    assert vit.init_cfg == dict(type='Pretrained',
-                                checkpoint='pretrain/vit.pth')
+    assert vit.init_cfg == dict(
+        type='Pretrained', checkpoint='pretrain/vit.pth')
     said = ' '.join(str(c) for c in log.call_args_list)
     assert 'set model.pretrained=None' in said, said
     with pytest.raises(TypeError, match='pretrained must be a checkpoint'):
@@ -367,21 +395,25 @@ class _Net(nn.Module):
 
 def _eac_params(model):
     b = model.backbone
-    return [*b.core_chunks, *b.core_coord_chunks,
-            *(u.alpha for u in b.coord_updates)]
+    return [
+        *b.core_chunks, *b.core_coord_chunks,
+        *(u.alpha for u in b.coord_updates)
+    ]
 
 
 def _group_of(optimizer, param):
-    groups = [g for g in optimizer.param_groups
-              if any(p is param for p in g['params'])]
+    groups = [
+        g for g in optimizer.param_groups
+        if any(p is param for p in g['params'])
+    ]
     assert len(groups) == 1
     return groups[0]
 
 
 CONSTRUCTORS = [
     ('mmengine', 'DefaultOptimWrapperConstructor', None, 1.0),
-    ('mmengine', 'DefaultOptimWrapperConstructor',
-     dict(norm_decay_mult=0.0), 1.0),
+    ('mmengine', 'DefaultOptimWrapperConstructor', dict(norm_decay_mult=0.0),
+     1.0),
     ('mmseg', 'LearningRateDecayOptimizerConstructor',
      dict(num_layers=12, decay_rate=0.5, decay_type='layer_wise'), 0.5**3),
     ('mmseg', 'LayerDecayOptimizerConstructor',
@@ -390,14 +422,15 @@ CONSTRUCTORS = [
      dict(num_layers=12, decay_rate=0.5, decay_type='layer_wise'), 0.5**3),
     ('mmpretrain', 'LearningRateDecayOptimWrapperConstructor',
      dict(layer_decay_rate=0.5), 0.5**3),
-    ('mmeac', 'LayerDecayOptimWrapperConstructor',
-     dict(layer_decay_rate=0.5), 0.5**3),
+    ('mmeac', 'LayerDecayOptimWrapperConstructor', dict(layer_decay_rate=0.5),
+     0.5**3),
 ]
 
 
-@pytest.mark.parametrize('lib,name,paramwise,patch_scale', CONSTRUCTORS,
-                         ids=[f'{c[0]}-{c[1]}-{i}'
-                              for i, c in enumerate(CONSTRUCTORS)])
+@pytest.mark.parametrize(
+    'lib,name,paramwise,patch_scale',
+    CONSTRUCTORS,
+    ids=[f'{c[0]}-{c[1]}-{i}' for i, c in enumerate(CONSTRUCTORS)])
 def test_no_weight_decay_on_eac_params(lib, name, paramwise, patch_scale):
     from mmengine.optim import (DefaultOptimWrapperConstructor,
                                 build_optim_wrapper)
@@ -424,19 +457,23 @@ def test_no_weight_decay_on_eac_params(lib, name, paramwise, patch_scale):
     core = _group_of(opt, model.backbone.core_chunks[0])
     assert core['lr'] == pytest.approx(1e-3 * patch_scale)
     assert _group_of(opt, patch)['lr'] == pytest.approx(1e-3 * patch_scale)
-    assert sum(len(g['params']) for g in opt.param_groups) == len(
-        list(model.parameters()))
+    assert sum(len(g['params'])
+               for g in opt.param_groups) == len(list(model.parameters()))
 
     # without mmeac's wrapper the core bank would decay (upstream default)
     original = DefaultOptimWrapperConstructor.__call__.__wrapped__
     if lib == 'mmengine':
         from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
         ctor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-            dict(type=name, optim_wrapper_cfg=dict(
-                optimizer=cfg['optimizer']), paramwise_cfg=paramwise))
+            dict(
+                type=name,
+                optim_wrapper_cfg=dict(optimizer=cfg['optimizer']),
+                paramwise_cfg=paramwise))
         plain = original(ctor, model).optimizer
-        assert _group_of(plain, model.backbone.core_chunks[0])[
-            'weight_decay'] == pytest.approx(0.05)
+        assert _group_of(
+            plain,
+            model.backbone.core_chunks[0])['weight_decay'] == pytest.approx(
+                0.05)
 
 
 def test_user_custom_keys_win():
@@ -448,24 +485,25 @@ def test_user_custom_keys_win():
             optimizer=dict(type='SGD', lr=0.1, weight_decay=0.01),
             paramwise_cfg=dict(
                 custom_keys={'core_chunks': dict(decay_mult=0.5)}))).optimizer
-    assert _group_of(opt, model.backbone.core_chunks[0])[
-        'weight_decay'] == pytest.approx(0.005)
-    assert _group_of(opt, model.backbone.core_coord_chunks[0])[
-        'weight_decay'] == 0.0
+    assert _group_of(
+        opt,
+        model.backbone.core_chunks[0])['weight_decay'] == pytest.approx(0.005)
+    assert _group_of(
+        opt, model.backbone.core_coord_chunks[0])['weight_decay'] == 0.0
     # a key for a whole module (mmseg's Mask2Former: 'backbone' with
     # lr_mult 0.1, decay_mult 1.0) does not opt the cores into decay
     opt = build_optim_wrapper(
         model,
         dict(
             optimizer=dict(type='AdamW', lr=0.1, weight_decay=0.05),
-            paramwise_cfg=dict(custom_keys={
-                'backbone': dict(lr_mult=0.1, decay_mult=1.0)
-            }))).optimizer
+            paramwise_cfg=dict(
+                custom_keys={'backbone': dict(lr_mult=0.1, decay_mult=1.0)
+                             }))).optimizer
     core = _group_of(opt, model.backbone.core_chunks[0])
     assert core['weight_decay'] == 0.0
     assert core['lr'] == pytest.approx(0.01)
-    assert _group_of(opt, model.backbone.patch_embed.proj.weight)[
-        'weight_decay'] == pytest.approx(0.05)
+    assert _group_of(opt, model.backbone.patch_embed.proj.weight
+                     )['weight_decay'] == pytest.approx(0.05)
 
 
 # ------------------------------------------------------- config loading
@@ -527,10 +565,13 @@ def test_upstream_tool_prints_a_derived_config():
     tool = osp.join(
         osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'misc',
         'print_config.py')
-    proc = subprocess.run(
-        [sys.executable, tool,
-         'configs/dropin/retinanet_eac-b_sfp_1x_coco.py'],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run([
+        sys.executable, tool, 'configs/dropin/retinanet_eac-b_sfp_1x_coco.py'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=300,
+                          cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "preset='single_stage'" in proc.stdout
 

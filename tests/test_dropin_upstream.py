@@ -59,46 +59,42 @@ MULTI = (0, 1, 2, 3)
 # id: (wheel config, the recipe's model dict)
 CASES = {
     # --------------------------------------------------------- segmentation
-    'seg-upernet-vit': (
-        'mmseg::vit/vit_vit-b16_mln_upernet_8xb2-80k_ade20k-512x512.py',
-        dict(
-            backbone=_eac(out_indices=MULTI),
-            neck=dict(
-                _delete_=True,
-                type='MultiLevelNeck',
-                in_channels=[D] * 4,
-                out_channels=768,
-                scales=[4, 2, 1, 0.5]))),
-    'seg-segmenter': (
-        'mmseg::segmenter/segmenter_vit-b_mask_8xb1-160k_ade20k-512x512.py',
-        dict(backbone=_eac(out_indices=-1), decode_head=dict(in_channels=D))),
-    'seg-setr-mla': (
-        'mmseg::setr/setr_vit-l-mla_8xb1-160k_ade20k-512x512.py',
-        dict(backbone=_eac(out_indices=MULTI), neck=dict(in_channels=[D] * 4))
-    ),
-    'seg-mask2former': (
-        'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
-        dict(
-            backbone=_eac(out_indices=MULTI),
-            neck=dict(
-                type='MultiLevelNeck',
-                in_channels=[D] * 4,
-                out_channels=D,
-                scales=[4, 2, 1, 0.5]),
-            decode_head=dict(in_channels=[D] * 4))),
+    'seg-upernet-vit':
+    ('mmseg::vit/vit_vit-b16_mln_upernet_8xb2-80k_ade20k-512x512.py',
+     dict(
+         backbone=_eac(out_indices=MULTI),
+         neck=dict(
+             _delete_=True,
+             type='MultiLevelNeck',
+             in_channels=[D] * 4,
+             out_channels=768,
+             scales=[4, 2, 1, 0.5]))),
+    'seg-segmenter':
+    ('mmseg::segmenter/segmenter_vit-b_mask_8xb1-160k_ade20k-512x512.py',
+     dict(backbone=_eac(out_indices=-1), decode_head=dict(in_channels=D))),
+    'seg-setr-mla':
+    ('mmseg::setr/setr_vit-l-mla_8xb1-160k_ade20k-512x512.py',
+     dict(backbone=_eac(out_indices=MULTI), neck=dict(in_channels=[D] * 4))),
+    'seg-mask2former':
+    ('mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
+     dict(
+         backbone=_eac(out_indices=MULTI),
+         neck=dict(
+             type='MultiLevelNeck',
+             in_channels=[D] * 4,
+             out_channels=D,
+             scales=[4, 2, 1, 0.5]),
+         decode_head=dict(in_channels=[D] * 4))),
     # ------------------------------------------------------------ detection
-    'det-mask-rcnn': ('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-                      dict(
-                          backbone=_eac(out_indices=(3, )),
-                          neck=_sfp('two_stage'))),
-    'det-cascade-rcnn': ('mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
-                         dict(
-                             backbone=_eac(out_indices=(3, )),
-                             neck=_sfp('two_stage'))),
-    'det-retinanet': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-                      dict(
-                          backbone=_eac(out_indices=(3, )),
-                          neck=_sfp('single_stage'))),
+    'det-mask-rcnn':
+    ('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+     dict(backbone=_eac(out_indices=(3, )), neck=_sfp('two_stage'))),
+    'det-cascade-rcnn':
+    ('mmdet::cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+     dict(backbone=_eac(out_indices=(3, )), neck=_sfp('two_stage'))),
+    'det-retinanet':
+    ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+     dict(backbone=_eac(out_indices=(3, )), neck=_sfp('single_stage'))),
     'det-fcos': ('mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
                  dict(
                      backbone=_eac(out_indices=(3, )),
@@ -106,20 +102,19 @@ CASES = {
     'det-dino': ('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
                  dict(backbone=_eac(out_indices=(3, )), neck=_sfp('detr'))),
     # ------------------------------------------------------- classification
-    'cls-vit-cls-token': (
-        'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k-384px.py',
-        dict(backbone=_eac(out_type='cls_token'), head=dict(in_channels=D))),
-    'cls-mae-finetune-avg': (
-        'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py',
-        dict(backbone=_eac(out_type='avg_featmap'), head=dict(in_channels=D))
-    ),
-    'cls-mae-linear-probe': (
-        'mmpretrain::mae/benchmarks/'
-        'vit-base-p16_8xb2048-linear-coslr-90e_in1k.py',
-        dict(
-            backbone=_eac(out_type='cls_token', frozen_stages=4),
-            neck=dict(input_features=D),
-            head=dict(in_channels=D))),
+    'cls-vit-cls-token':
+    ('mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k-384px.py',
+     dict(backbone=_eac(out_type='cls_token'), head=dict(in_channels=D))),
+    'cls-mae-finetune-avg':
+    ('mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py',
+     dict(backbone=_eac(out_type='avg_featmap'), head=dict(in_channels=D))),
+    'cls-mae-linear-probe': ('mmpretrain::mae/benchmarks/'
+                             'vit-base-p16_8xb2048-linear-coslr-90e_in1k.py',
+                             dict(
+                                 backbone=_eac(
+                                     out_type='cls_token', frozen_stages=4),
+                                 neck=dict(input_features=D),
+                                 head=dict(in_channels=D))),
     'cls-resnet-gap': ('mmpretrain::resnet/resnet50_8xb32_in1k.py',
                        dict(backbone=_eac(), head=dict(in_channels=D))),
 }
@@ -162,8 +157,8 @@ def _shrink(obj, size: int):
         if kind == 'Resize' and 'scale' in obj:
             scale = obj['scale']
             obj['scale'] = (size * 4, size) if isinstance(
-                scale, (tuple, list)) and scale[0] > 2 * scale[1] else (size,
-                                                                        size)
+                scale,
+                (tuple, list)) and scale[0] > 2 * scale[1] else (size, size)
         if kind == 'ResizeEdge':
             obj['scale'] = size
         if kind == 'CenterCrop':

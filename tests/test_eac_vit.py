@@ -32,9 +32,12 @@ def tiny(**kwargs):
 def converted(tmp_path_factory):
     dst = tmp_path_factory.mktemp('ckpt') / 'tiny_mmeac.pth'
     proc = subprocess.run([
-        sys.executable, osp.join(ROOT, 'tools/model_converters/veca2mmeac.py'),
-        CKPT, str(dst)
-    ], capture_output=True, text=True)
+        sys.executable,
+        osp.join(ROOT, 'tools/model_converters/veca2mmeac.py'), CKPT,
+        str(dst)
+    ],
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     return dst, proc.stdout
 
@@ -66,8 +69,7 @@ def test_fixture_parity_through_init_cfg(converted):
         patches = featmap.flatten(2).transpose(1, 2)
         assert model.last_num_cores == case['active_k']
         torch.testing.assert_close(cls, case['cls'], rtol=0, atol=1e-5)
-        torch.testing.assert_close(
-            patches, case['patches'], rtol=0, atol=1e-5)
+        torch.testing.assert_close(patches, case['patches'], rtol=0, atol=1e-5)
 
 
 @needs_fixtures
@@ -90,8 +92,7 @@ def test_authors_checkpoint_loads_directly_with_prefixes(tmp_path):
     with torch.no_grad():
         featmap, = model(case['image'])
     torch.testing.assert_close(
-        featmap.flatten(2).transpose(1, 2), case['patches'], atol=1e-5,
-        rtol=0)
+        featmap.flatten(2).transpose(1, 2), case['patches'], atol=1e-5, rtol=0)
 
 
 @needs_fixtures
@@ -275,7 +276,8 @@ def test_frozen_stages_and_train_returns_self():
     assert not model.core_chunks[0].requires_grad
     assert not any(p.requires_grad for p in model.layers[1].parameters())
     assert all(p.requires_grad for p in model.layers[2].parameters())
-    assert not any(p.requires_grad for p in model.coord_updates[0].parameters())
+    assert not any(p.requires_grad
+                   for p in model.coord_updates[0].parameters())
     assert all(p.requires_grad for p in model.coord_updates[1].parameters())
     assert not model.layers[0].training and model.layers[2].training
 
@@ -349,10 +351,11 @@ def test_dense_twin_differs_and_masked_impl_matches():
 
 
 def test_builds_from_each_library_registry():
-    import mmeac  # noqa: F401
     from mmdet.registry import MODELS as DET
     from mmpretrain.registry import MODELS as CLS
     from mmseg.registry import MODELS as SEG
+
+    import mmeac  # noqa: F401
     cfg = dict(type='EACViT', arch=TINY, max_cores=16)
     for registry in (SEG, DET, CLS):
         assert isinstance(registry.build(cfg), EACViT)

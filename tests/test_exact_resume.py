@@ -8,15 +8,13 @@ import time
 
 import pytest
 import torch
-
 from _tool_helpers import REPO, TOOLS, tool_env
 
 CONFIG = osp.join(REPO, 'configs', 'demo',
                   'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
 N = 8
 OPTIONS = [
-    '--cfg-options', f'train_cfg.max_iters={N}',
-    f'train_cfg.val_interval={N}',
+    '--cfg-options', f'train_cfg.max_iters={N}', f'train_cfg.val_interval={N}',
     f'param_scheduler.1.end={N}', 'randomness.seed=0',
     'randomness.deterministic=True', 'default_hooks.checkpoint.interval=2',
     'default_hooks.checkpoint.max_keep_ckpts=10'
@@ -121,8 +119,8 @@ def test_resume_without_rng_state_diverges_and_warns(data_dir):
     full = data_dir / 'full'
     if not (full / f'iter_{N}.pth').exists():
         pytest.skip('needs test_kill_and_resume_is_bit_identical first')
-    ckpt = torch.load(full / 'iter_2.pth', map_location='cpu',
-                      weights_only=False)
+    ckpt = torch.load(
+        full / 'iter_2.pth', map_location='cpu', weights_only=False)
     del ckpt['eac_rng_state']
     stripped_dir = data_dir / 'stripped'
     stripped_dir.mkdir()

@@ -56,8 +56,8 @@ def test_coordinate_augmentation_matches_spec_with_fixed_draws():
     got = rope.tables(rope.augment_coords(coords, draws))
     ref_coords = spec_patch_coords(h, w)
     # add the shift, then the per-axis jitter, then the isotropic rescale
-    ref_coords = (ref_coords + draws['shift'].double()) * draws[
-        'jitter'].double() * draws['scale'].double()
+    ref_coords = (ref_coords + draws['shift'].double()
+                  ) * draws['jitter'].double() * draws['scale'].double()
     ref = spec_rotation(ref_coords, 32)
     torch.testing.assert_close(got, ref.to(got.dtype), atol=2e-6, rtol=0)
     # mmeac's former order (coords * scale + shift) is far from it
@@ -71,8 +71,8 @@ def test_patch_tables_use_their_draws_in_the_authors_order():
     rope = AxialRoPE2D(64, jitter=1.3)
     gen = torch.Generator().manual_seed(7)
     draws = rope.draw_augmentation(torch.Generator().manual_seed(7))
-    got = rope.patch_tables(4, 6, torch.device('cpu'), augment=True,
-                            generator=gen)
+    got = rope.patch_tables(
+        4, 6, torch.device('cpu'), augment=True, generator=gen)
     ref_coords = (spec_patch_coords(4, 6) + draws['shift'].double()
                   ) * draws['jitter'].double() * draws['scale'].double()
     torch.testing.assert_close(
@@ -233,7 +233,10 @@ def _budgets_through_runner(tmp_path, accumulate, hooks):
 
     class Record(Hook):
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
                              outputs=None):
             seen.append(runner.model.backbone.last_num_cores)
 
@@ -333,6 +336,5 @@ def test_randomness_hook_restores_on_resume_only():
     cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
     add_randomness_hook(cfg)
     add_randomness_hook(cfg)  # once only
-    assert [h['type'] for h in cfg.custom_hooks] == [
-        'EMAHook', 'EACRandomnessHook'
-    ]
+    assert [h['type']
+            for h in cfg.custom_hooks] == ['EMAHook', 'EACRandomnessHook']

@@ -77,8 +77,7 @@ def test_per_rank_augmentation_shared_budget_and_restorable_state():
     queue = ctx.Queue()
     port = _free_port()
     procs = [
-        ctx.Process(target=_worker, args=(r, 2, port, queue))
-        for r in range(2)
+        ctx.Process(target=_worker, args=(r, 2, port, queue)) for r in range(2)
     ]
     for p in procs:
         p.start()

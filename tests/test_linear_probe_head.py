@@ -1,9 +1,9 @@
 """``LinearProbeSegHead``: patch token ++ global token -> one linear layer."""
 import pytest
 import torch
+from mmengine.registry import MODELS, init_default_scope
 
 import mmeac  # noqa: F401
-from mmengine.registry import MODELS, init_default_scope
 from mmeac.models import EACViT
 from mmeac.models.heads import LinearProbeSegHead
 
@@ -30,9 +30,8 @@ def test_logits_are_a_linear_map_of_patch_and_global():
         token = torch.cat([featmap[:, :, y, x], glob], dim=1)  # [2, 16]
         torch.testing.assert_close(out[:, :, y, x], token @ w.T + b)
     # no norm, no activation, no dropout: one conv is the only parameter
-    assert [n for n, _ in head.named_parameters()] == [
-        'conv_seg.weight', 'conv_seg.bias'
-    ]
+    assert [n for n, _ in head.named_parameters()
+            ] == ['conv_seg.weight', 'conv_seg.bias']
     assert head.dropout is None
 
 
@@ -54,7 +53,10 @@ def test_without_global():
 
 def test_on_eac_backbone_levels():
     backbone = EACViT(
-        arch=TINY, patch_size=8, max_cores=16, out_indices=-1,
+        arch=TINY,
+        patch_size=8,
+        max_cores=16,
+        out_indices=-1,
         output_cls_token=True).eval()
     head = LinearProbeSegHead(in_channels=32, num_classes=150)
     with torch.no_grad():

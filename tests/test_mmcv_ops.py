@@ -4,10 +4,9 @@ Expected values are worked out by hand in the comments.
 """
 import importlib.util
 
+import mmcv
 import pytest
 import torch
-
-import mmcv
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
@@ -22,7 +21,7 @@ def test_mmcv_version_and_compiled_extension():
     assert importlib.util.find_spec('mmcv._ext') is not None
     import mmcv._ext as ext
     assert hasattr(ext, 'nms') and hasattr(ext, 'roi_align_forward')
-    from mmcv.ops import get_compiling_cuda_version, get_compiler_version
+    from mmcv.ops import get_compiler_version, get_compiling_cuda_version
     assert get_compiler_version()  # e.g. 'GCC 12.2'
     if torch.cuda.is_available():
         assert get_compiling_cuda_version() not in ('', 'not available')
@@ -49,11 +48,13 @@ def test_batched_nms_keeps_other_classes(device):
     boxes = torch.tensor(BOXES, device=device)
     scores = torch.tensor(SCORES, device=device)
     # boxes 0 and 1 now belong to different classes: nothing is suppressed
-    _, keep = batched_nms(boxes, scores, torch.tensor([0, 1, 0], device=device),
+    _, keep = batched_nms(boxes, scores, torch.tensor([0, 1, 0],
+                                                      device=device),
                           dict(type='nms', iou_threshold=0.5))
     assert sorted(keep.tolist()) == [0, 1, 2]
     # same class: box 1 is suppressed
-    _, keep = batched_nms(boxes, scores, torch.tensor([0, 0, 1], device=device),
+    _, keep = batched_nms(boxes, scores, torch.tensor([0, 0, 1],
+                                                      device=device),
                           dict(type='nms', iou_threshold=0.5))
     assert sorted(keep.tolist()) == [0, 2]
 

@@ -49,9 +49,7 @@ def _worker(rank: int, world: int, port: int, steps: int, queue) -> None:
         loss.backward()
         c = net.backbone.last_num_cores
         budgets.append(c)
-        none_grads.append([
-            p.grad is None for p in net.backbone.core_chunks
-        ])
+        none_grads.append([p.grad is None for p in net.backbone.core_chunks])
         losses.append(float(loss))
         opt.step()
     flat = torch.cat([p.detach().flatten() for p in net.parameters()])
@@ -83,4 +81,3 @@ def test_budgets_equal_across_ranks_and_training_proceeds():
     assert g0 == g1
     assert all(torch.isfinite(torch.tensor(l0 + l1)))
     torch.testing.assert_close(w0, w1)  # DDP kept the replicas in sync
-

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from _tool_helpers import REPO, run
 
 onnx = pytest.importorskip('onnx')
@@ -63,11 +62,12 @@ def test_segmentor_logits_parity_dynamic(num_cores, seg_ckpt, tmp_path):
     from mmeac.apis.onnx_export import (build_export_model, export_onnx,
                                         onnx_session, run_onnx)
     wrapper, info = build_export_model(SEG, seg_ckpt, num_cores=num_cores)
-    assert info == dict(task='seg',
-                        part='model',
-                        num_cores=num_cores,
-                        patch_size=8,
-                        in_channels=3)
+    assert info == dict(
+        task='seg',
+        part='model',
+        num_cores=num_cores,
+        patch_size=8,
+        in_channels=3)
     path = str(tmp_path / 'seg.onnx')
     export_onnx(wrapper, path, (64, 96), dynamic=True, min_size=8)
     assert os.listdir(tmp_path) == ['seg.onnx']  # no temporary left
@@ -96,10 +96,8 @@ def test_segmentor_logits_parity_dynamic(num_cores, seg_ckpt, tmp_path):
 def test_backbone_alone_dynamic_batch(seg_ckpt, tmp_path):
     from mmeac.apis.onnx_export import (build_export_model, export_onnx,
                                         onnx_session, run_onnx)
-    wrapper, info = build_export_model(SEG,
-                                       seg_ckpt,
-                                       part='backbone',
-                                       num_cores=16)
+    wrapper, info = build_export_model(
+        SEG, seg_ckpt, part='backbone', num_cores=16)
     assert info['part'] == 'backbone'
     path = str(tmp_path / 'backbone.onnx')
     names = export_onnx(wrapper, path, (64, 64), dynamic=True, min_size=8)

@@ -11,15 +11,15 @@ import os.path as osp
 
 import pytest
 import torch
-
-import mmeac  # noqa: F401
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+import mmeac  # noqa: F401
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    osp.relpath(p, REPO)
-    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p.split(osp.sep)
     # built with a stand-in teacher in tests/test_distill.py
     and not osp.basename(p).startswith('distill'))
@@ -30,10 +30,10 @@ PROBES = {
 }
 UPERNETS = {  # config: (arch, embed dims, crop)
     SEG_B_1024: ('b', 768, 1024),
-    'configs/eac/upernet_eac-s_8xb2-160k_ade20k-1024x1024.py': ('s', 384,
-                                                                 1024),
-    'configs/eac/upernet_eac-l_8xb2-160k_ade20k-1024x1024.py': ('l', 1024,
-                                                                 1024),
+    'configs/eac/upernet_eac-s_8xb2-160k_ade20k-1024x1024.py':
+    ('s', 384, 1024),
+    'configs/eac/upernet_eac-l_8xb2-160k_ade20k-1024x1024.py':
+    ('l', 1024, 1024),
     'configs/eac/upernet_eac-b_8xb2-160k_ade20k-512x512.py': ('b', 768, 512),
     'configs/eac/upernet_eac-s_8xb2-160k_ade20k-512x512.py': ('s', 384, 512),
     'configs/eac/upernet_eac-l_8xb2-160k_ade20k-512x512.py': ('l', 1024, 512),
@@ -186,8 +186,9 @@ def test_linear_probe_recipe(path):
     assert model.decode_head.training
     # one linear layer over patch ++ global (2 x 768 channels), no norm
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable == ['decode_head.conv_seg.weight',
-                         'decode_head.conv_seg.bias']
+    assert trainable == [
+        'decode_head.conv_seg.weight', 'decode_head.conv_seg.bias'
+    ]
     assert model.decode_head.conv_seg.weight.shape == (150, 1536, 1, 1)
 
 
@@ -216,7 +217,7 @@ def test_dropin_swaps_only_backbone_and_neck():
     model = _build(cfg)
     out = model.extract_feat(torch.zeros(1, 3, 64, 64))
     assert [tuple(o.shape) for o in out] == [(1, 768, 16, 16), (1, 768, 8, 8),
-                                            (1, 768, 4, 4), (1, 768, 2, 2)]
+                                             (1, 768, 4, 4), (1, 768, 2, 2)]
 
 
 def _unscoped(obj):
@@ -240,12 +241,12 @@ def test_upernet_b_1024_full_resolution_forward():
     torch.manual_seed(0)
     image = torch.rand(1, 3, 1024, 1024) * 255
     meta = dict(
-        img_shape=(1024, 1024), ori_shape=(1024, 1024),
-        pad_shape=(1024, 1024))
+        img_shape=(1024, 1024), ori_shape=(1024, 1024), pad_shape=(1024, 1024))
     with torch.no_grad():
         data = model.data_preprocessor(
-            dict(inputs=[image[0]], data_samples=[SegDataSample(
-                metainfo=meta)]), False)
+            dict(
+                inputs=[image[0]],
+                data_samples=[SegDataSample(metainfo=meta)]), False)
         out = model.predict(data['inputs'], data['data_samples'])
     assert model.backbone.last_num_cores == 64
     logits = out[0].seg_logits.data

@@ -18,9 +18,9 @@ import os.path as osp
 
 import pytest
 import torch
-
 from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
                            tool_env, train_iters)
+
 from mmeac.testing import make_ade20k
 
 UPERNET = osp.join(REPO, 'configs', 'demo',
@@ -43,8 +43,7 @@ def ade(tmp_path_factory):
 def _roots(ade: str):
     return [
         f'{loader}.dataset.data_root={ade}'
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
 
 
@@ -92,8 +91,9 @@ def test_upernet_trains_and_checkpoints(upernet_run):
     assert max(_adam_steps(ckpt)) == 4
     state = ckpt['state_dict']
     assert state['backbone.patch_embed.proj.weight'].shape == (32, 3, 8, 8)
-    assert {k for k in state if k.startswith('backbone.core_chunks.')} == {
-        'backbone.core_chunks.0', 'backbone.core_chunks.1'}
+    assert {k
+            for k in state if k.startswith('backbone.core_chunks.')
+            } == {'backbone.core_chunks.0', 'backbone.core_chunks.1'}
 
 
 def test_upernet_resumes(upernet_run, ade):
@@ -153,8 +153,7 @@ def test_budget_override_in_test_tool(upernet_run, ade, tmp_path, budget):
     assert runner.model.backbone.last_num_cores == (budget or 16)
     assert 0 <= metrics['mIoU'] <= 100 and 0 < metrics['aAcc'] <= 100
     images = [
-        f for _, _, files in os.walk(show) for f in files
-        if f.endswith('.png')
+        f for _, _, files in os.walk(show) for f in files if f.endswith('.png')
     ]
     assert len(images) == 4
 
@@ -178,9 +177,9 @@ def test_bad_budget_is_rejected(upernet_run, ade, tmp_path, capsys):
     assert not osp.exists(tmp_path / 'work')
     work_dir = str(tmp_path / 'train')
     proc = run(
-        python_tool('train.py', UPERNET, '--work-dir', work_dir,
-                    '--cfg-options', *_roots(ade),
-                    'model.backbone.num_cores=12'),
+        python_tool('train.py',
+                    UPERNET, '--work-dir', work_dir, '--cfg-options',
+                    *_roots(ade), 'model.backbone.num_cores=12'),
         cwd=str(tmp_path))
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
@@ -190,8 +189,7 @@ def test_bad_budget_is_rejected(upernet_run, ade, tmp_path, capsys):
     assert 'Iter(train)' not in proc.stdout + proc.stderr
     assert not osp.exists(work_dir)
     assert not any(
-        f.endswith('.pth') for _, _, files in os.walk(tmp_path)
-        for f in files)
+        f.endswith('.pth') for _, _, files in os.walk(tmp_path) for f in files)
 
 
 def test_missing_dataset_root(tmp_path):
@@ -207,15 +205,13 @@ def test_missing_dataset_root(tmp_path):
     assert not osp.exists(work_dir)
 
 
-def test_linear_probe_keeps_backbone_bit_identical(upernet_run, ade,
-                                                    tmp_path):
+def test_linear_probe_keeps_backbone_bit_identical(upernet_run, ade, tmp_path):
     """Probe the trained UperNet's backbone: only the head changes."""
     source = osp.join(upernet_run['work_dir'], 'iter_4.pth')
     work_dir = str(tmp_path / 'probe')
     proc = run(
-        python_tool('train.py', PROBE, '--work-dir', work_dir,
-                    '--cfg-options', *_roots(ade),
-                    'model.backbone.init_cfg.type=Pretrained',
+        python_tool('train.py', PROBE, '--work-dir', work_dir, '--cfg-options',
+                    *_roots(ade), 'model.backbone.init_cfg.type=Pretrained',
                     f'model.backbone.init_cfg.checkpoint={source}'),
         cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -237,7 +233,8 @@ def test_linear_probe_keeps_backbone_bit_identical(upernet_run, ade,
     assert weight.shape == (150, 64, 1, 1)
     assert not torch.equal(weight, mid['decode_head.conv_seg.weight'])
     assert set(final) - set(backbone) == {
-        'decode_head.conv_seg.weight', 'decode_head.conv_seg.bias'}
+        'decode_head.conv_seg.weight', 'decode_head.conv_seg.bias'
+    }
 
     # and the probe tests through tools/test.py at its budget (8 cores)
     runner, metrics = _test_in_process(
@@ -254,9 +251,8 @@ def test_checkpoint_of_another_arch(ade, tmp_path):
     torch.save({'state_dict': other.state_dict()}, ckpt)
     work_dir = str(tmp_path / 'probe')
     proc = run(
-        python_tool('train.py', PROBE, '--work-dir', work_dir,
-                    '--cfg-options', *_roots(ade),
-                    'model.backbone.init_cfg.type=Pretrained',
+        python_tool('train.py', PROBE, '--work-dir', work_dir, '--cfg-options',
+                    *_roots(ade), 'model.backbone.init_cfg.type=Pretrained',
                     f'model.backbone.init_cfg.checkpoint={ckpt}'),
         cwd=str(tmp_path))
     assert proc.returncode != 0
@@ -367,4 +363,3 @@ def test_dist_train_and_test_two_processes(ade, tmp_path):
         tmp_path,
         options=[*_roots(ade), 'model.backbone.num_cores=8'])
     assert metrics['mIoU'] == pytest.approx(single['mIoU'], abs=1e-6)
-

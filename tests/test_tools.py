@@ -14,11 +14,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from _tool_helpers import (DET_CONFIG, SEG_CONFIG, log_text,
                            miou_from_predictions, python_tool,
                            resolve_config_path, run, seg_options, train_iters,
                            train_lrs)
+
 from mmeac.testing import make_ade20k, make_coco
 
 
@@ -149,10 +149,10 @@ def test_test_reports_miou(seg_run, data):
 
 
 def test_mask_rcnn_builds_and_predicts(data, tmp_path):
-    from mmengine.config import Config
     from mmdet.apis import inference_detector, init_detector
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
+    from mmengine.config import Config
 
     register_all_modules()
     cfg = Config.fromfile(resolve_config_path(DET_CONFIG))

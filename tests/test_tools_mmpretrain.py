@@ -10,8 +10,8 @@ import pickle
 
 import numpy as np
 import pytest
-
 from _tool_helpers import log_text, python_tool, run
+
 from mmeac.testing import IMAGENET_CLASSES, IMAGENET_LABELS, make_imagenet
 
 CLS_CONFIG = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'

@@ -19,8 +19,8 @@ import time
 
 import pytest
 import torch
-
 from _tool_helpers import REPO, python_tool, run, tool_env, train_iters
+
 from mmeac.testing import make_ade20k
 
 UPERNET = osp.join(REPO, 'configs', 'demo',
@@ -32,8 +32,7 @@ PROBE = osp.join(REPO, 'configs', 'demo',
 def _opts(root: str, *extra: str) -> list:
     return [
         f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ] + list(extra)
 
 
@@ -46,8 +45,8 @@ def _snapshot(path: str) -> dict:
         for name in files:
             full = osp.join(dirpath, name)
             with open(full, 'rb') as f:
-                out[osp.relpath(full, path)] = hashlib.sha256(
-                    f.read()).hexdigest()
+                out[osp.relpath(full,
+                                path)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 
@@ -80,8 +79,8 @@ def trained(ade, tmp_path_factory):
         cwd=base)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = osp.join(work_dir, 'iter_4.pth')
-    state = torch.load(ckpt, map_location='cpu',
-                       weights_only=False)['state_dict']
+    state = torch.load(
+        ckpt, map_location='cpu', weights_only=False)['state_dict']
     backbone_only = osp.join(base, 'backbone_only.pth')
     torch.save(
         {
@@ -116,8 +115,7 @@ def test_test_refuses_checkpoint_of_other_model(trained, ade, tmp_path):
     before = _snapshot(trained['base'])
     proc = run(
         python_tool('test.py', PROBE, trained['ckpt'], '--out',
-                    str(tmp_path / 'out.json'), '--cfg-options',
-                    *_opts(ade)),
+                    str(tmp_path / 'out.json'), '--cfg-options', *_opts(ade)),
         cwd=str(tmp_path))
     line = _one_error_line(proc, 'test.py')
     assert f"checkpoint '{trained['ckpt']}'" in line
@@ -133,9 +131,10 @@ def test_test_refuses_checkpoint_of_other_model(trained, ade, tmp_path):
 def test_partial_load_says_what_it_skipped(trained, ade, tmp_path):
     out = str(tmp_path / 'out.json')
     proc = run(
-        python_tool('test.py', PROBE, trained['ckpt'], '--partial-load',
-                    '--work-dir', str(tmp_path / 'wd'), '--out', out,
-                    '--cfg-options', *_opts(ade)),
+        python_tool('test.py', PROBE,
+                    trained['ckpt'], '--partial-load', '--work-dir',
+                    str(tmp_path / 'wd'), '--out', out, '--cfg-options',
+                    *_opts(ade)),
         cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
@@ -156,9 +155,9 @@ def test_backbone_only_file(trained, ade, tmp_path):
     assert os.listdir(tmp_path) == []
 
     proc = run(
-        python_tool('test.py', UPERNET, trained['backbone_only'],
-                    '--partial-load', '--work-dir', str(tmp_path / 'wd'),
-                    '--cfg-options', *_opts(ade)),
+        python_tool('test.py', UPERNET,
+                    trained['backbone_only'], '--partial-load', '--work-dir',
+                    str(tmp_path / 'wd'), '--cfg-options', *_opts(ade)),
         cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     n_backbone = sum(k.startswith('backbone.') for k in trained['state'])
@@ -232,8 +231,7 @@ def _train_cmd(work_dir: str, ade: str, *extra: str, resume=False) -> list:
         'train.py', UPERNET, '--work-dir', work_dir, *args, '--cfg-options',
         *_opts(ade, 'default_hooks.checkpoint.interval=1',
                'default_hooks.checkpoint.max_keep_ckpts=1',
-               'train_cfg.max_iters=6', 'train_cfg.val_interval=100',
-               *extra))
+               'train_cfg.max_iters=6', 'train_cfg.val_interval=100', *extra))
 
 
 def _kill_when(cmd: list, cwd: str, ready, timeout: float = 240) -> list:
@@ -262,8 +260,8 @@ def _kill_when(cmd: list, cwd: str, ready, timeout: float = 240) -> list:
 
 
 def _resume_log(work_dir: str) -> str:
-    runs = sorted(e for e in os.listdir(work_dir)
-                  if osp.isdir(osp.join(work_dir, e)))
+    runs = sorted(
+        e for e in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, e)))
     with open(osp.join(work_dir, runs[-1], runs[-1] + '.log')) as f:
         return f.read()
 
@@ -283,28 +281,29 @@ def test_kill_during_checkpoint_save_then_resume(ade, tmp_path):
             return sorted(names)
         return None
 
-    names = _kill_when(_train_cmd(work_dir, ade, big), str(tmp_path),
-                       saving_iter2)
+    names = _kill_when(
+        _train_cmd(work_dir, ade, big), str(tmp_path), saving_iter2)
     assert 'iter_1.pth' in names and 'iter_2.pth' not in names, names
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work_dir, 'iter_1.pth')
     ckpt = torch.load(
-        osp.join(work_dir, 'iter_1.pth'), map_location='cpu',
+        osp.join(work_dir, 'iter_1.pth'),
+        map_location='cpu',
         weights_only=False)
     assert ckpt['meta']['iter'] == 1
 
-    proc = run(
-        _train_cmd(work_dir, ade, big, resume=True), cwd=str(tmp_path))
+    proc = run(_train_cmd(work_dir, ade, big, resume=True), cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = _resume_log(work_dir)
     assert 'resumed epoch: 0, iter: 1' in text
     assert 'left by an interrupted checkpoint save' in text
     assert train_iters(text) == [2, 3, 4, 5, 6]
-    assert sorted(n for n in os.listdir(work_dir)
-                  if not osp.isdir(osp.join(work_dir, n))) == [
-                      'iter_6.pth', 'last_checkpoint',
-                      osp.basename(UPERNET)
-                  ]
+    assert sorted(
+        n for n in os.listdir(work_dir)
+        if not osp.isdir(osp.join(work_dir, n))) == [
+            'iter_6.pth', 'last_checkpoint',
+            osp.basename(UPERNET)
+        ]
 
 
 def test_kill_between_saves_then_resume(ade, tmp_path):
@@ -327,7 +326,8 @@ def test_kill_between_saves_then_resume(ade, tmp_path):
     assert resumed >= 3
     assert train_iters(text) == list(range(resumed + 1, 7))
     ckpt = torch.load(
-        osp.join(work_dir, 'iter_6.pth'), map_location='cpu',
+        osp.join(work_dir, 'iter_6.pth'),
+        map_location='cpu',
         weights_only=False)
     assert ckpt['meta']['iter'] == 6
     # AdamW counted all 6 steps (core chunks beyond a drawn budget skip some)
@@ -353,9 +353,9 @@ def _auto_resume(work_dir: str, ade: str, cwd: str, how='--resume'):
     flag = [how] if how == '--resume' else []
     extra = [how] if how != '--resume' else []
     return run(
-        python_tool(
-            'train.py', UPERNET, '--work-dir', work_dir, *flag,
-            '--cfg-options', *_opts(ade, 'train_cfg.max_iters=5', *extra)),
+        python_tool('train.py', UPERNET, '--work-dir', work_dir, *flag,
+                    '--cfg-options',
+                    *_opts(ade, 'train_cfg.max_iters=5', *extra)),
         cwd=cwd)
 
 
@@ -393,8 +393,8 @@ def test_resume_with_empty_last_checkpoint(how, two_checkpoints, ade,
         assert f.read() == osp.join(work_dir, 'iter_5.pth')
 
 
-def test_explicit_unreadable_resume_is_not_skipped(
-        two_checkpoints, ade, tmp_path):
+def test_explicit_unreadable_resume_is_not_skipped(two_checkpoints, ade,
+                                                   tmp_path):
     work_dir = two_checkpoints
     newest = osp.join(work_dir, 'iter_4.pth')
     with open(newest, 'r+b') as f:

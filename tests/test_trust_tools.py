@@ -17,11 +17,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _tool_helpers import REPO, TOOLS, python_tool, run, tool_env
 from PIL import Image
 
-from _tool_helpers import REPO, TOOLS, python_tool, run, tool_env
-from mmeac.testing import make_ade20k
 from mmeac.errors import NonFiniteInputError
+from mmeac.testing import make_ade20k
 
 UPERNET = osp.join(REPO, 'configs', 'demo',
                    'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
@@ -30,8 +30,7 @@ UPERNET = osp.join(REPO, 'configs', 'demo',
 def _opts(root: str, *extra: str) -> list:
     return [
         f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ] + list(extra)
 
 
@@ -43,8 +42,8 @@ def _snapshot(path: str) -> dict:
         for name in files:
             full = osp.join(dirpath, name)
             with open(full, 'rb') as f:
-                out[osp.relpath(full, path)] = hashlib.sha256(
-                    f.read()).hexdigest()
+                out[osp.relpath(full,
+                                path)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 
@@ -80,9 +79,10 @@ def ade(tmp_path_factory):
 @pytest.fixture(scope='module')
 def ckpt(ade, tmp_path_factory):
     """A checkpoint of the micro UperNet (weights only: no training)."""
-    import mmeac  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
+
+    import mmeac  # noqa: F401
     cfg = Config.fromfile(UPERNET)
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
@@ -106,8 +106,8 @@ def test_config_syntax_error_names_file_and_line(tool, tmp_path):
     (cfg_dir / 'base.py').write_text('a = 1\nmodel = dict(type=\n')
     (cfg_dir / 'child.py').write_text("_base_ = './base.py'\nb = 2\n")
     before = _snapshot(str(tmp_path))
-    args = [str(cfg_dir / 'child.py')] + (['x.pth']
-                                          if tool == 'test.py' else [])
+    args = [str(cfg_dir / 'child.py')
+            ] + (['x.pth'] if tool == 'test.py' else [])
     proc = run(python_tool(tool, *args), cwd=str(tmp_path), timeout=180)
     line = _one_error_line(proc, tool)
     assert line == (f"{tool}: error: config file '{cfg_dir / 'base.py'}', "
@@ -128,9 +128,9 @@ def test_annotation_size_mismatch_names_both_files(ade, ckpt, tmp_path):
     work = tmp_path / 'work'
     work.mkdir()
     proc = run(
-        python_tool('test.py', UPERNET, ckpt, '--out',
-                    str(work / 'm.json'), '--show-dir', str(work / 'vis'),
-                    '--cfg-options', *_opts(root)),
+        python_tool('test.py', UPERNET, ckpt, '--out', str(work / 'm.json'),
+                    '--show-dir', str(work / 'vis'), '--cfg-options',
+                    *_opts(root)),
         cwd=str(work))
     line = _run_error_line(proc, 'test.py')
     assert line == (
@@ -172,9 +172,9 @@ def test_image_shrunk_below_one_patch(ade, tmp_path):
 
 def test_checked_compose_reports_small_result(ade):
     """Below one patch but not 0 px: refused before packing."""
-    import mmeac  # noqa: F401
     from mmengine.registry import TRANSFORMS, init_default_scope
 
+    import mmeac  # noqa: F401
     from mmeac.errors import DataError
     init_default_scope('mmseg')
     img = osp.join(ade, 'images', 'validation', 'ADE_val_00000001.jpg')
@@ -214,8 +214,8 @@ def test_unwritable_output(option, ade, ckpt, tmp_path):
     target = str(blocker / ('vis' if option == '--show-dir' else 'm.json'))
     before = _snapshot(str(tmp_path))
     proc = run(
-        python_tool('test.py', UPERNET, ckpt, option, target,
-                    '--cfg-options', *_opts(ade)),
+        python_tool('test.py', UPERNET, ckpt, option, target, '--cfg-options',
+                    *_opts(ade)),
         cwd=str(tmp_path))
     line = _one_error_line(proc, 'test.py')
     assert line == (f"test.py: error: {option} '{target}' cannot be "
@@ -242,8 +242,7 @@ def test_eacvit_refuses_non_finite_input_in_eval():
     # warn: the forward runs, the bad image's outputs are all NaN (global
     # attention spreads one pixel everywhere), the clean image is unchanged
     warn = EACViT(
-        arch=arch, patch_size=8, max_cores=16,
-        nonfinite_input='warn').eval()
+        arch=arch, patch_size=8, max_cores=16, nonfinite_input='warn').eval()
     warn.load_state_dict(model.state_dict())
     out = warn(bad)[0]
     assert torch.isnan(out[1]).all()
@@ -257,17 +256,15 @@ def test_eacvit_refuses_non_finite_input_in_eval():
 
 # ------------------------------------------------------- the generator
 def _make_data(out: str, *extra: str):
-    return subprocess.run(
-        [
-            sys.executable,
-            osp.join(TOOLS, 'misc', 'make_builtin_data.py'), 'ade20k',
-            '--out', out, '--size', '64', '--num-train', '2', '--num-val',
-            '1', *extra
-        ],
-        capture_output=True,
-        text=True,
-        env=tool_env(),
-        timeout=180)
+    return subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'misc', 'make_builtin_data.py'), 'ade20k', '--out',
+        out, '--size', '64', '--num-train', '2', '--num-val', '1', *extra
+    ],
+                          capture_output=True,
+                          text=True,
+                          env=tool_env(),
+                          timeout=180)
 
 
 def test_generator_never_replaces_a_foreign_directory(tmp_path):
@@ -316,12 +313,11 @@ def test_run_demo_refuses_a_directory_it_did_not_make(tmp_path):
     (out / 'metrics.json').write_text('{"mine": 1}\n')
     (out / 'vis_c8').mkdir()
     before = _snapshot(str(tmp_path))
-    proc = subprocess.run(
-        ['bash', osp.join(TOOLS, 'run_demo.sh')],
-        capture_output=True,
-        text=True,
-        env=tool_env(dict(MMEAC_DEMO_DIR=str(out))),
-        timeout=120)
+    proc = subprocess.run(['bash', osp.join(TOOLS, 'run_demo.sh')],
+                          capture_output=True,
+                          text=True,
+                          env=tool_env(dict(MMEAC_DEMO_DIR=str(out))),
+                          timeout=120)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         f"run_demo: error: '{out}' is not empty and was not made by "

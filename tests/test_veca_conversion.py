@@ -29,8 +29,14 @@ FAMILIES = {
 }
 
 
-def veca_checkpoint(family, dims, layers, heads, ratio, out_dim,
-                    dtype=torch.bfloat16, fill=torch.zeros):
+def veca_checkpoint(family,
+                    dims,
+                    layers,
+                    heads,
+                    ratio,
+                    out_dim,
+                    dtype=torch.bfloat16,
+                    fill=torch.zeros):
     """An authors'-format checkpoint (the spec's key layout)."""
     hidden = int(dims * ratio)
     s = {
@@ -62,13 +68,22 @@ def veca_checkpoint(family, dims, layers, heads, ratio, out_dim,
         s['output_proj.weight'] = fill(out_dim, dims, dtype=dtype)
         s['output_proj.bias'] = fill(out_dim, dtype=dtype)
     config = dict(
-        model_family=family, hidden_dim=dims, num_heads=heads,
-        num_layers=layers, mlp_ratio=ratio, num_query_tokens=64,
-        nested_chunk_size=8, nested_budgets=tuple(range(8, 65, 8)),
-        nested_budget_weights=(1, 1, 2, 2, 3, 3, 4, 4), patch_size=16,
-        rope_shift_coords=0.08, rope_jitter_coords=None,
-        rope_rescale_coords=2.0, rope_p_zero_freqs=0.125,
-        rope_zero_freqs_from='low', distill_output_dim=out_dim)
+        model_family=family,
+        hidden_dim=dims,
+        num_heads=heads,
+        num_layers=layers,
+        mlp_ratio=ratio,
+        num_query_tokens=64,
+        nested_chunk_size=8,
+        nested_budgets=tuple(range(8, 65, 8)),
+        nested_budget_weights=(1, 1, 2, 2, 3, 3, 4, 4),
+        patch_size=16,
+        rope_shift_coords=0.08,
+        rope_jitter_coords=None,
+        rope_rescale_coords=2.0,
+        rope_p_zero_freqs=0.125,
+        rope_zero_freqs_from='low',
+        distill_output_dim=out_dim)
     return dict(student=s, config=config, epoch=100)
 
 
@@ -83,8 +98,8 @@ def convert(*args):
 def test_every_family_converts(name, tmp_path):
     family, dims, layers, heads, ratio, out_dim = FAMILIES[name]
     src, dst = tmp_path / f'{name}.pt', tmp_path / f'{name}.pth'
-    torch.save(veca_checkpoint(family, dims, layers, heads, ratio, out_dim),
-               src)
+    torch.save(
+        veca_checkpoint(family, dims, layers, heads, ratio, out_dim), src)
     proc = convert(src, dst, '--arch', name)
     assert proc.returncode == 0, proc.stderr
     assert f'arch: {name} ' in proc.stdout
@@ -118,18 +133,24 @@ def test_output_proj_checkpoint_loads_into_the_backbone(tmp_path):
     authors' file also loads directly through init_cfg, saying it skipped
     the projection."""
     family, dims, layers, heads, ratio, out_dim = FAMILIES['s+']
-    raw = veca_checkpoint(family, dims, layers, heads, ratio, out_dim,
-                          dtype=torch.float32, fill=torch.randn)
+    raw = veca_checkpoint(
+        family,
+        dims,
+        layers,
+        heads,
+        ratio,
+        out_dim,
+        dtype=torch.float32,
+        fill=torch.randn)
     src, dst = tmp_path / 'splus.pt', tmp_path / 'splus.pth'
     torch.save(raw, src)
     assert convert(src, dst).returncode == 0
     for path in (dst, src):
-        model = EACViT(arch='s+', init_cfg=dict(type='Pretrained',
-                                                checkpoint=str(path)))
+        model = EACViT(
+            arch='s+', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
         model.init_weights()
-        torch.testing.assert_close(
-            model.core_chunks[0].detach(),
-            raw['student']['query_token_chunks.0'][0])
+        torch.testing.assert_close(model.core_chunks[0].detach(),
+                                   raw['student']['query_token_chunks.0'][0])
 
 
 # ---------------------------------------------------------------- settings
@@ -139,8 +160,7 @@ def test_output_proj_checkpoint_loads_into_the_backbone(tmp_path):
     ('rope_jitter_coords', 1.2, 'jitter=1.2'),
     ('rope_rescale_coords', None, 'rescale=1.0'),
 ])
-def test_non_default_rope_settings_are_carried(tmp_path, key, value,
-                                               setting):
+def test_non_default_rope_settings_are_carried(tmp_path, key, value, setting):
     raw = torch.load(CKPT, map_location='cpu', weights_only=False)
     raw['config'] = dict(raw['config'], **{key: value})
     src, dst = tmp_path / 'odd.pt', tmp_path / 'odd.pth'
@@ -197,8 +217,7 @@ def test_zeroed_frequency_setting_changes_the_output(tmp_path):
         with torch.no_grad():
             outs.append(model(case['image'])[0])
     torch.testing.assert_close(
-        outs[0].flatten(2).transpose(1, 2), case['patches'], atol=1e-5,
-        rtol=0)
+        outs[0].flatten(2).transpose(1, 2), case['patches'], atol=1e-5, rtol=0)
     assert (outs[0] - outs[1]).abs().max() > 1e-4
 
 

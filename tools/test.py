@@ -26,12 +26,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError,
-                                 build_runner, check_checkpoint,
-                                 check_data_roots, check_eac_backbones,
-                                 check_samples, check_writable,
-                                 default_work_dir, fail, finish_distributed,
-                                 import_mmeac, load_config, setup_launcher)
+from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError, build_runner,
+                                 check_checkpoint, check_data_roots,
+                                 check_eac_backbones, check_samples,
+                                 check_writable, default_work_dir, fail,
+                                 finish_distributed, import_mmeac, load_config,
+                                 setup_launcher)
 
 _OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
 # Keys of a data sample that are inputs / ground truth or too large to dump.
@@ -121,8 +121,8 @@ def _to_cpu_plain(sample: Dict[str, Any]) -> Dict[str, Any]:
     inst = out.get('pred_instances', None)
     if isinstance(inst, dict) and isinstance(
             inst.get('masks', None), torch.Tensor):
-        from pycocotools import mask as mask_utils
         import numpy as np
+        from pycocotools import mask as mask_utils
         masks = inst['masks'].numpy().astype(np.uint8)
         inst['masks'] = [
             mask_utils.encode(np.asfortranarray(m)) for m in masks

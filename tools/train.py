@@ -21,13 +21,12 @@ import time
 
 from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError,
-                                 build_runner, check_checkpoint,
-                                 check_data_roots, check_eac_backbones,
-                                 check_samples, check_writable,
-                                 default_work_dir, fail, finish_distributed,
-                                 import_mmeac, load_config, setup_launcher,
-                                 use_safe_checkpoints, warn)
+from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError, build_runner,
+                                 check_checkpoint, check_data_roots,
+                                 check_eac_backbones, check_samples,
+                                 check_writable, default_work_dir, fail,
+                                 finish_distributed, import_mmeac, load_config,
+                                 setup_launcher, use_safe_checkpoints, warn)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

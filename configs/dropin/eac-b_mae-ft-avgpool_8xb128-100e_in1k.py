@@ -9,8 +9,8 @@ _base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 # mmeac on top of whatever the base imports (a str, a list or nothing)
 __base_imports = _base_.get('custom_imports', {}).get('imports', [])
 custom_imports = dict(
-    imports=([__base_imports] if isinstance(__base_imports, str) else list(
-        __base_imports)) + ['mmeac'],
+    imports=([__base_imports] if isinstance(__base_imports, str) else
+             list(__base_imports)) + ['mmeac'],
     allow_failed_imports=False)
 
 model = dict(

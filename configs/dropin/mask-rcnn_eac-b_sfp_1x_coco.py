@@ -8,8 +8,8 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 # mmeac on top of whatever the base imports (a str, a list or nothing)
 __base_imports = _base_.get('custom_imports', {}).get('imports', [])
 custom_imports = dict(
-    imports=([__base_imports] if isinstance(__base_imports, str) else list(
-        __base_imports)) + ['mmeac'],
+    imports=([__base_imports] if isinstance(__base_imports, str) else
+             list(__base_imports)) + ['mmeac'],
     allow_failed_imports=False)
 
 model = dict(

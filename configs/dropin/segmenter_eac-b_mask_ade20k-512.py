@@ -6,8 +6,8 @@ _base_ = ['mmseg::segmenter/segmenter_vit-b_mask_8xb1-160k_ade20k-512x512.py']
 # mmeac on top of whatever the base imports (a str, a list or nothing)
 __base_imports = _base_.get('custom_imports', {}).get('imports', [])
 custom_imports = dict(
-    imports=([__base_imports] if isinstance(__base_imports, str) else list(
-        __base_imports)) + ['mmeac'],
+    imports=([__base_imports] if isinstance(__base_imports, str) else
+             list(__base_imports)) + ['mmeac'],
     allow_failed_imports=False)
 
 model = dict(

@@ -139,9 +139,10 @@ def linear_segmentor(backbone: dict,
 
 def load_model_config(path: str, cfg_options: Optional[dict] = None):
     """Load a config file, merge options, set its default scope."""
-    import mmeac  # noqa: F401  (registers the mmeac modules)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
+    import mmeac  # noqa: F401  (registers the mmeac modules)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -180,9 +181,10 @@ def build_model(cfg: dict) -> nn.Module:
     The config is wrapped in a ``ConfigDict`` (mmdet reads ``train_cfg.rpn``
     as attributes).
     """
-    import mmeac  # noqa: F401
     from mmengine.config import ConfigDict
     from mmengine.registry import MODELS
+
+    import mmeac  # noqa: F401
     return MODELS.build(ConfigDict(copy.deepcopy(cfg)))
 
 

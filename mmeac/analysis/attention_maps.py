@@ -81,11 +81,12 @@ def parse_layer_indices(layers: Optional[Union[str, Sequence[int]]],
 
 
 @torch.no_grad()
-def core_attention_maps(backbone: nn.Module,
-                        img: Tensor,
-                        num_cores: Optional[int] = None,
-                        layers: Optional[Union[str, Sequence[int]]] = None
-                        ) -> Dict[str, object]:
+def core_attention_maps(
+        backbone: nn.Module,
+        img: Tensor,
+        num_cores: Optional[int] = None,
+        layers: Optional[Union[str,
+                               Sequence[int]]] = None) -> Dict[str, object]:
     """Run ``backbone`` on ``img`` and collect maps and core coordinates.
 
     The backbone is run in eval mode (restored afterwards) at budget

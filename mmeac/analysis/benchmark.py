@@ -28,8 +28,7 @@ import torch
 
 __all__ = [
     'resolve_device', 'synchronize', 'time_runs', 'time_interleaved',
-    'peak_memory_bytes',
-    'summarize_times', 'available_memory_bytes'
+    'peak_memory_bytes', 'summarize_times', 'available_memory_bytes'
 ]
 
 
@@ -98,12 +97,12 @@ def _timed_call(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]],
-                     device: torch.device,
-                     repeats: int = 5,
-                     warmup: int = 1,
-                     max_seconds: Optional[float] = None
-                     ) -> Dict[str, List[float]]:
+def time_interleaved(
+        fns: Dict[str, Callable[[], object]],
+        device: torch.device,
+        repeats: int = 5,
+        warmup: int = 1,
+        max_seconds: Optional[float] = None) -> Dict[str, List[float]]:
     """Time several steps round-robin, for ratios between them.
 
     Each round times every step once, starting from a different one in

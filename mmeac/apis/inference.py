@@ -45,8 +45,8 @@ def _resolve_config_path(path: str) -> str:
             raise FileNotFoundError(f'config file {path} does not exist')
         return path
     package, rel = path.split('::', 1)
-    spec = (importlib.util.find_spec(package)
-            if package.isidentifier() else None)
+    spec = (
+        importlib.util.find_spec(package) if package.isidentifier() else None)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f'config {path}: package {package} is not '
                                 'installed')
@@ -261,14 +261,11 @@ class EACInferencer:
             return inferencer
         if self.task == 'det':
             from mmdet.apis import DetInferencer
-            return DetInferencer(cfg,
-                                 checkpoint,
-                                 device=device,
-                                 show_progress=False)
+            return DetInferencer(
+                cfg, checkpoint, device=device, show_progress=False)
         from mmpretrain.apis import ImageClassificationInferencer
-        return ImageClassificationInferencer(cfg,
-                                             pretrained=checkpoint or False,
-                                             device=device)
+        return ImageClassificationInferencer(
+            cfg, pretrained=checkpoint or False, device=device)
 
     # ------------------------------------------------------------ budget
     @property
@@ -309,9 +306,8 @@ class EACInferencer:
             data = next(iter(self.inferencer.preprocess([image])))
             return self.inferencer.forward(data)[0]
         else:
-            out = self.inferencer(image,
-                                  return_datasamples=True,
-                                  return_vis=False)
+            out = self.inferencer(
+                image, return_datasamples=True, return_vis=False)
             if isinstance(out, dict):
                 out = out['predictions']
         return out[0] if isinstance(out, (list, tuple)) else out
@@ -331,11 +327,12 @@ class EACInferencer:
         bar = None
         if show and len(images) > 1:
             from tqdm import tqdm
-            bar = tqdm(total=len(images),
-                       desc=f'mmeac {self.task} inference',
-                       unit='img',
-                       file=sys.stderr,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=len(images),
+                desc=f'mmeac {self.task} inference',
+                unit='img',
+                file=sys.stderr,
+                dynamic_ncols=True)
         try:
             with self.budget(num_cores):
                 for image in images:
@@ -413,17 +410,11 @@ class EACInferencer:
         vis = self.inferencer.visualizer
         if self.task == 'seg':
             vis.alpha = opacity
-            vis.add_datasample(name,
-                               img,
-                               prediction,
-                               draw_gt=False,
-                               draw_pred=True)
+            vis.add_datasample(
+                name, img, prediction, draw_gt=False, draw_pred=True)
         else:
-            vis.add_datasample(name,
-                               img,
-                               prediction,
-                               draw_gt=False,
-                               pred_score_thr=score_thr)
+            vis.add_datasample(
+                name, img, prediction, draw_gt=False, pred_score_thr=score_thr)
         return vis.get_image()
 
     def summarize(self, prediction, score_thr: float = 0.3) -> str:
@@ -471,8 +462,9 @@ def init_model(config: Union[str, Config],
     The model is built and loaded by the upstream inferencer (see
     :class:`EACInferencer`), so it carries ``dataset_meta`` and ``cfg``.
     """
-    return EACInferencer(config,
-                         checkpoint,
-                         device=device,
-                         num_cores=num_cores,
-                         cfg_options=cfg_options).model
+    return EACInferencer(
+        config,
+        checkpoint,
+        device=device,
+        num_cores=num_cores,
+        cfg_options=cfg_options).model

@@ -136,11 +136,12 @@ def build_export_model(
         real_part = 'backbone'
     else:
         real_part = 'neck' if task == 'det' else 'model'
-    info = dict(task=task,
-                part=real_part,
-                num_cores=backbone.num_cores,
-                patch_size=backbone.patch_size,
-                in_channels=backbone.patch_embed.proj.in_channels)
+    info = dict(
+        task=task,
+        part=real_part,
+        num_cores=backbone.num_cores,
+        patch_size=backbone.patch_size,
+        in_channels=backbone.patch_embed.proj.in_channels)
     return ExportWrapper(model, real_part).eval(), info
 
 
@@ -213,9 +214,8 @@ def onnx_session(path: str, threads: Optional[int] = None):
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    return ort.InferenceSession(path,
-                                sess_options=opts,
-                                providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(
+        path, sess_options=opts, providers=['CPUExecutionProvider'])
 
 
 def run_onnx(session, x: Union[Tensor, 'np.ndarray']) -> List:  # noqa: F821

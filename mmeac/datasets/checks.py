@@ -77,8 +77,9 @@ class CheckedCompose(BaseTransform):
                     hint = (f' (aspect ratio {ratio:.0f}:1: a side would '
                             f'shrink below one {self.min_size}-px patch)')
                 if hint:
-                    self._fail(results, f'{name} cannot resize it '
-                               f'({_px(size)}){hint}')
+                    self._fail(
+                        results, f'{name} cannot resize it '
+                        f'({_px(size)}){hint}')
                 first = (str(err).strip().splitlines() or [''])[-1]
                 self._fail(
                     results, f'{name} failed on it ({_px(size)}): '

@@ -74,8 +74,7 @@ def read_checkpoint(path: str, map_location='cpu') -> dict:
                 raise CheckpointError(
                     f"checkpoint '{path}' is corrupted (member '{bad}' fails "
                     'its CRC check)')
-        ckpt = torch.load(
-            path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except CheckpointError:
         raise
     except Exception as err:  # torch / pickle / zip raise many kinds
@@ -109,8 +108,8 @@ def weights_of(ckpt, path: str = '<checkpoint>') -> Dict[str, torch.Tensor]:
     if not state or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor)
             for k, v in state.items()):
-        what = (f'a dict with keys {sorted(map(str, ckpt))[:5]}' if
-                isinstance(ckpt, Mapping) else f'a {type(ckpt).__name__}')
+        what = (f'a dict with keys {sorted(map(str, ckpt))[:5]}' if isinstance(
+            ckpt, Mapping) else f'a {type(ckpt).__name__}')
         raise CheckpointError(
             f"'{path}' is not a model checkpoint: it holds {what}, no "
             "'state_dict' of named tensors")
@@ -133,10 +132,11 @@ class StateMatch(NamedTuple):
         return not (self.missing or self.unexpected or self.mismatched)
 
 
-def match_state_dict(model_shapes: Mapping[str, tuple],
-                     state: Mapping[str, torch.Tensor],
-                     prefixes: Tuple[str, ...] = ('', 'backbone.')
-                     ) -> StateMatch:
+def match_state_dict(
+    model_shapes: Mapping[str, tuple],
+    state: Mapping[str, torch.Tensor],
+    prefixes: Tuple[str, ...] = ('', 'backbone.')
+) -> StateMatch:
     """Compare a checkpoint's weights with a model's ``name -> shape``.
 
     Each prefix in ``prefixes`` is tried on the file's names (``''``: as

@@ -58,7 +58,8 @@ class EACRandomnessHook(Hook):
     """
     priority = 'NORMAL'
 
-    def __init__(self, global_rng: bool = True,
+    def __init__(self,
+                 global_rng: bool = True,
                  budget_per_step: bool = True) -> None:
         self.global_rng = global_rng
         self.budget_per_step = budget_per_step
@@ -84,8 +85,9 @@ class EACRandomnessHook(Hook):
     def _starts_optim_step(runner) -> bool:
         """Whether this iteration's forward opens a new optimizer step."""
         wrapper = getattr(runner, 'optim_wrapper', None)
-        wrappers = (list(wrapper.values())
-                    if hasattr(wrapper, 'values') else [wrapper])
+        wrappers = (
+            list(wrapper.values())
+            if hasattr(wrapper, 'values') else [wrapper])
         for w in wrappers:
             count = getattr(w, '_inner_count', None)
             acc = getattr(w, '_accumulative_counts', None)
@@ -159,8 +161,9 @@ def add_randomness_hook(cfg) -> None:
         cfg (mmengine.Config): A training config (changed in place).
     """
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if any(h.get('type') in ('EACRandomnessHook', EACRandomnessHook)
-           for h in hooks if isinstance(h, dict)):
+    if any(
+            h.get('type') in ('EACRandomnessHook', EACRandomnessHook)
+            for h in hooks if isinstance(h, dict)):
         return
     hooks.append(dict(type='EACRandomnessHook'))
     cfg.custom_hooks = hooks

@@ -54,16 +54,18 @@ def _translation() -> Callable:
         k_core = op.Slice(k, zero, cores, axis)
         v_core = op.Slice(v, zero, cores, axis)
         # core queries over every key, patch queries over the core keys
-        s_core = op.Mul(op.MatMul(q_core, op.Transpose(k, perm=[0, 1, 3, 2])),
-                        s)
+        s_core = op.Mul(
+            op.MatMul(q_core, op.Transpose(k, perm=[0, 1, 3, 2])), s)
         s_patch = op.Mul(
             op.MatMul(q_patch, op.Transpose(k_core, perm=[0, 1, 3, 2])), s)
-        out = op.Concat(op.MatMul(op.Softmax(s_core, axis=-1), v),
-                        op.MatMul(op.Softmax(s_patch, axis=-1), v_core),
-                        axis=2)
-        lse = op.Concat(op.ReduceLogSumExp(s_core, last, keepdims=0),
-                        op.ReduceLogSumExp(s_patch, last, keepdims=0),
-                        axis=2)
+        out = op.Concat(
+            op.MatMul(op.Softmax(s_core, axis=-1), v),
+            op.MatMul(op.Softmax(s_patch, axis=-1), v_core),
+            axis=2)
+        lse = op.Concat(
+            op.ReduceLogSumExp(s_core, last, keepdims=0),
+            op.ReduceLogSumExp(s_patch, last, keepdims=0),
+            axis=2)
         return out, lse
 
     return core_periphery_attention
@@ -129,10 +131,8 @@ def adaptive_avg_pool2d_any_size(x: Tensor, output_size) -> Tensor:
         # of a negative number would truncate instead)
         y0, y1 = (i * h) // oh, ((i + 1) * h + oh - 1) // oh
         cols = [
-            x[..., y0:y1,
-              (j * w) // ow:((j + 1) * w + ow - 1) // ow].mean(dim=(-2, -1),
-                                                               keepdim=True)
-            for j in range(ow)
+            x[..., y0:y1, (j * w) // ow:((j + 1) * w + ow - 1) // ow].mean(
+                dim=(-2, -1), keepdim=True) for j in range(ow)
         ]
         rows.append(torch.cat(cols, dim=-1))
     return torch.cat(rows, dim=-2)
@@ -154,7 +154,6 @@ def onnx_export_mode(model: nn.Module) -> Iterator[nn.Module]:
     """
     from mmeac.models.layers import attention as attention_module
     from mmeac.models.layers.rope import AxialRoPE2D
-
     from .core_periphery_attention import plain_path
     ropes = [m for m in model.modules() if isinstance(m, AxialRoPE2D)]
 

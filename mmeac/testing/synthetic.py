@@ -194,8 +194,9 @@ def _expected_files(manifest: Dict) -> Optional[set]:
     for split, n in counts:
         for i in range(n):
             if dataset == 'ade20k':
-                sub, prefix = (('training', 'ADE_train') if split == 'train'
-                               else ('validation', 'ADE_val'))
+                sub, prefix = (('training',
+                                'ADE_train') if split == 'train' else
+                               ('validation', 'ADE_val'))
                 stem = f'{prefix}_{i + 1:08d}'
                 files.add(osp.join('images', sub, stem + '.jpg'))
                 files.add(osp.join('annotations', sub, stem + '.png'))
@@ -208,8 +209,7 @@ def _expected_files(manifest: Dict) -> Optional[set]:
             else:
                 return None
         if dataset == 'coco':
-            files.add(
-                osp.join('annotations', f'instances_{split}2017.json'))
+            files.add(osp.join('annotations', f'instances_{split}2017.json'))
         elif dataset == 'imagenet':
             files.add(osp.join('meta', f'{split}.txt'))
     return files

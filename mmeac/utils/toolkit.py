@@ -224,8 +224,8 @@ def check_eac_backbones(cfg: Config) -> None:
     import copy
 
     from mmengine.registry import MODELS
-    for backbone_cfg, where in _eac_backbone_cfgs(cfg.get('model', None),
-                                                  'model'):
+    for backbone_cfg, where in _eac_backbone_cfgs(
+            cfg.get('model', None), 'model'):
         backbone_cfg = copy.deepcopy(dict(backbone_cfg))
         backbone_cfg.pop('init_cfg', None)
         backbone_cfg['type'] = 'EACViT'
@@ -493,8 +493,7 @@ def warn(prog: str, msg: str) -> None:
 def _patch_size(cfg: Config) -> int:
     model = cfg.get('model', None) or {}
     backbone = model.get('backbone', None) if isinstance(model, dict) else None
-    size = backbone.get('patch_size', 1) if isinstance(backbone,
-                                                       dict) else 1
+    size = backbone.get('patch_size', 1) if isinstance(backbone, dict) else 1
     if isinstance(size, (list, tuple)):
         size = max(size)
     return int(size) if isinstance(size, int) and size > 0 else 1

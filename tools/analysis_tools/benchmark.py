@@ -83,11 +83,12 @@ MODES = ('forward', 'train')
 KINDS = ('eac', 'dense', 'sdpa_vit', 'win_vit', 'vit')
 #: Peers that are built by this tool (not by ``peer_backbone_cfg``).
 TOOL_PEERS = ('sdpa_vit', 'win_vit')
-LABELS = dict(eac='EAC',
-              dense='EAC dense twin',
-              sdpa_vit='ViT (SDPA)',
-              win_vit='windowed ViT (SDPA)',
-              vit='mmseg ViT')
+LABELS = dict(
+    eac='EAC',
+    dense='EAC dense twin',
+    sdpa_vit='ViT (SDPA)',
+    win_vit='windowed ViT (SDPA)',
+    vit='mmseg ViT')
 #: Attention kernel of each model, for the report.
 KERNELS = dict(
     eac='mmeac core-periphery op (compiled CPU kernel / fused flash)',
@@ -115,8 +116,8 @@ class _WindowedBlock(torch.nn.Module):
         self.proj = nn.Linear(dims, dims)
         self.norm2 = nn.LayerNorm(dims, eps=1e-6)
         hidden = int(dims * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dims, hidden), nn.GELU(),
-                                 nn.Linear(hidden, dims))
+        self.mlp = nn.Sequential(
+            nn.Linear(dims, hidden), nn.GELU(), nn.Linear(hidden, dims))
 
     def _attend(self, x):  # [B', T, D]
         b, t, d = x.shape
@@ -198,28 +199,31 @@ def tool_peer_cfg(kind: str,
     d, layers, heads = (arch['embed_dims'], arch['num_layers'],
                         arch['num_heads'])
     if kind == 'sdpa_vit':
-        return dict(type='mmpretrain.VisionTransformer',
-                    arch=dict(embed_dims=d,
-                              num_layers=layers,
-                              num_heads=heads,
-                              feedforward_channels=4 * d),
-                    img_size=size,
-                    patch_size=patch_size,
-                    out_type='featmap',
-                    with_cls_token=True,
-                    final_norm=True,
-                    drop_rate=0.0,
-                    drop_path_rate=0.0)
+        return dict(
+            type='mmpretrain.VisionTransformer',
+            arch=dict(
+                embed_dims=d,
+                num_layers=layers,
+                num_heads=heads,
+                feedforward_channels=4 * d),
+            img_size=size,
+            patch_size=patch_size,
+            out_type='featmap',
+            with_cls_token=True,
+            final_norm=True,
+            drop_rate=0.0,
+            drop_path_rate=0.0)
     if kind == 'win_vit':
         globals_ = tuple(i for i in GLOBAL_BLOCKS if i < layers)
-        return dict(type='BenchWindowedViT',
-                    embed_dims=d,
-                    num_layers=layers,
-                    num_heads=heads,
-                    mlp_ratio=4.0,
-                    patch_size=patch_size,
-                    img_size=(size, size),
-                    global_blocks=globals_)
+        return dict(
+            type='BenchWindowedViT',
+            embed_dims=d,
+            num_layers=layers,
+            num_heads=heads,
+            mlp_ratio=4.0,
+            patch_size=patch_size,
+            img_size=(size, size),
+            global_blocks=globals_)
     raise ValueError(f'not a tool peer: {kind!r}')
 
 
@@ -233,13 +237,14 @@ def windowed_vit_flops(embed_dims: int,
     from mmeac.ops.flops import vit_backbone_flops
     h, w = num_patches_hw
     n = h * w
-    base = vit_backbone_flops(embed_dims,
-                              num_layers,
-                              4,
-                              n,
-                              num_extra_tokens=0,
-                              patch_size=patch_size,
-                              batch_size=batch_size)
+    base = vit_backbone_flops(
+        embed_dims,
+        num_layers,
+        4,
+        n,
+        num_extra_tokens=0,
+        patch_size=patch_size,
+        batch_size=batch_size)
     padded = (h + -h % WINDOW) * (w + -w % WINDOW)
     n_global = len([i for i in GLOBAL_BLOCKS if i < num_layers])
     attn = 4 * batch_size * embed_dims * (
@@ -274,18 +279,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=None,
         help='EAC core budgets (default 8 16 32 64, capped at max cores)')
-    parser.add_argument('--models',
-                        nargs='+',
-                        default=list(KINDS),
-                        choices=KINDS)
-    parser.add_argument('--scopes',
-                        nargs='+',
-                        default=list(SCOPES),
-                        choices=SCOPES)
-    parser.add_argument('--modes',
-                        nargs='+',
-                        default=list(MODES),
-                        choices=MODES)
+    parser.add_argument(
+        '--models', nargs='+', default=list(KINDS), choices=KINDS)
+    parser.add_argument(
+        '--scopes', nargs='+', default=list(SCOPES), choices=SCOPES)
+    parser.add_argument(
+        '--modes', nargs='+', default=list(MODES), choices=MODES)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument(
@@ -296,16 +295,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(at least one run is timed; default 120)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--num-classes', type=int, default=150)
-    parser.add_argument('--device',
-                        default='auto',
-                        help='auto (default), cpu or cuda')
-    parser.add_argument('--threads',
-                        type=int,
-                        default=None,
-                        help='torch.set_num_threads (default: torch default)')
-    parser.add_argument('--no-memory',
-                        action='store_true',
-                        help='skip peak memory')
+    parser.add_argument(
+        '--device', default='auto', help='auto (default), cpu or cuda')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (default: torch default)')
+    parser.add_argument(
+        '--no-memory', action='store_true', help='skip peak memory')
     parser.add_argument(
         '--system-malloc',
         action='store_true',
@@ -337,16 +335,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='cases not to run, e.g. win_vit@2048 dense@4096 (reported as '
         'skipped on request, with their FLOPs)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--no-progress',
-                        action='store_true',
-                        help='no progress bar')
-    parser.add_argument('--out-dir',
-                        required=True,
-                        help='where results are written')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--out-dir', required=True, help='where results are written')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -387,8 +384,8 @@ class Plan:
             self.backbone_cfg = backbone
             self.model_cfg = model_cfg
         else:
-            self.backbone_cfg = eac_backbone_cfg(parse_arch(args.arch),
-                                                 max_cores=args.max_cores)
+            self.backbone_cfg = eac_backbone_cfg(
+                parse_arch(args.arch), max_cores=args.max_cores)
         probe = self._build_backbone('eac')
         self.patch_size = probe.patch_size
         self.embed_dims = probe.embed_dims
@@ -453,11 +450,12 @@ def _cases(args, plan: Plan) -> List[Dict]:
                 for budget in budgets:
                     for mode in args.modes:
                         cases.append(
-                            dict(scope=scope,
-                                 kind=kind,
-                                 size=size,
-                                 budget=budget,
-                                 mode=mode))
+                            dict(
+                                scope=scope,
+                                kind=kind,
+                                size=size,
+                                budget=budget,
+                                mode=mode))
     return cases
 
 
@@ -519,15 +517,15 @@ def measure(args, plan: Plan, device: torch.device,
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(cases),
-                   desc='benchmark',
-                   file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(cases),
+            desc='benchmark',
+            file=sys.stderr,
+            dynamic_ncols=True)
     model, model_key = None, None
     for case in cases:
-        scope, kind, size, budget, mode = (case[k]
-                                           for k in ('scope', 'kind', 'size',
-                                                     'budget', 'mode'))
+        scope, kind, size, budget, mode = (
+            case[k] for k in ('scope', 'kind', 'size', 'budget', 'mode'))
         if bar is not None:
             bar.set_postfix_str(f'{scope} {kind} {size}px '
                                 f'{"C=%d " % budget if budget else ""}{mode}')
@@ -538,32 +536,36 @@ def measure(args, plan: Plan, device: torch.device,
         if kind == 'win_vit':
             side = size // plan.patch_size
             flops = dict(
-                total=windowed_vit_flops(a['embed_dims'],
-                                         a['num_layers'], (side, side),
-                                         patch_size=plan.patch_size,
-                                         batch_size=args.batch_size))
+                total=windowed_vit_flops(
+                    a['embed_dims'],
+                    a['num_layers'], (side, side),
+                    patch_size=plan.patch_size,
+                    batch_size=args.batch_size))
         elif kind in ('vit', 'sdpa_vit'):
-            flops = vit_backbone_flops(a['embed_dims'],
-                                       a['num_layers'],
-                                       4,
-                                       n,
-                                       patch_size=plan.patch_size,
-                                       batch_size=args.batch_size)
+            flops = vit_backbone_flops(
+                a['embed_dims'],
+                a['num_layers'],
+                4,
+                n,
+                patch_size=plan.patch_size,
+                batch_size=args.batch_size)
         else:
-            flops = eac_backbone_flops(a['embed_dims'],
-                                       a['num_layers'],
-                                       a['mlp_ratio'],
-                                       n,
-                                       budget,
-                                       patch_size=plan.patch_size,
-                                       dense=kind == 'dense',
-                                       batch_size=args.batch_size)
-        entry = dict(case,
-                     model=LABELS[kind],
-                     num_patches=n,
-                     tokens=tokens,
-                     batch_size=args.batch_size,
-                     backbone_gflops_forward=flops['total'] / 1e9)
+            flops = eac_backbone_flops(
+                a['embed_dims'],
+                a['num_layers'],
+                a['mlp_ratio'],
+                n,
+                budget,
+                patch_size=plan.patch_size,
+                dense=kind == 'dense',
+                batch_size=args.batch_size)
+        entry = dict(
+            case,
+            model=LABELS[kind],
+            num_patches=n,
+            tokens=tokens,
+            batch_size=args.batch_size,
+            backbone_gflops_forward=flops['total'] / 1e9)
         need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
         gflops = entry['backbone_gflops_forward'] * (3
                                                      if mode == 'train' else 1)
@@ -601,8 +603,8 @@ def measure(args, plan: Plan, device: torch.device,
             _freeze_batch_norm(model)
         _set_budget(model, budget)
         gen = torch.Generator().manual_seed(args.seed)
-        inputs = torch.randn(args.batch_size, 3, size, size,
-                             generator=gen).to(device)
+        inputs = torch.randn(
+            args.batch_size, 3, size, size, generator=gen).to(device)
         samples = make_data_samples(model, args.batch_size, size, size)
         run = _step_fn(model, scope, mode, inputs, samples)
         try:
@@ -613,7 +615,8 @@ def measure(args, plan: Plan, device: torch.device,
                 model.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
                 entry['peak_mem_mb'] = peak_memory_bytes(
-                    lambda: run(zero_grad=False), device) / 2**20
+                    lambda: run(zero_grad=False),  # noqa: F821 (del below)
+                    device) / 2**20
                 profiled = time.perf_counter() - t0
                 warmup = max(warmup - 1, 0)
             if args.single_run and not args.no_memory:
@@ -622,10 +625,11 @@ def measure(args, plan: Plan, device: torch.device,
                 times = time_runs(run, device, args.repeats, warmup,
                                   args.max_seconds)
             stats = summarize_times(times)
-            entry.update(latency_ms=stats['median'] * 1e3,
-                         latency_ms_runs=[t * 1e3 for t in times],
-                         latency_ms_std=stats['std'] * 1e3,
-                         throughput_img_s=args.batch_size / stats['median'])
+            entry.update(
+                latency_ms=stats['median'] * 1e3,
+                latency_ms_runs=[t * 1e3 for t in times],
+                latency_ms_std=stats['std'] * 1e3,
+                throughput_img_s=args.batch_size / stats['median'])
         except (RuntimeError, MemoryError, ValueError) as err:  # e.g. OOM
             msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
             entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
@@ -660,15 +664,15 @@ def scaling(results: List[Dict]) -> List[Dict]:
         rs = sorted(rs, key=lambda r: r['num_patches'])
         ns = [r['num_patches'] for r in rs]
         out.append(
-            dict(scope=scope,
-                 mode=mode,
-                 model=label,
-                 num_patches=ns,
-                 sizes=[r['size'] for r in rs],
-                 time_exponent=fit_power_law(ns,
-                                             [r['latency_ms'] for r in rs]),
-                 memory_exponent=fit_power_law(
-                     ns, [r.get('peak_mem_mb', 0) for r in rs])))
+            dict(
+                scope=scope,
+                mode=mode,
+                model=label,
+                num_patches=ns,
+                sizes=[r['size'] for r in rs],
+                time_exponent=fit_power_law(ns, [r['latency_ms'] for r in rs]),
+                memory_exponent=fit_power_law(
+                    ns, [r.get('peak_mem_mb', 0) for r in rs])))
     return out
 
 
@@ -725,18 +729,20 @@ def goals(results: List[Dict]) -> List[Dict]:
             if size in t and (kind, size) in peers:
                 ratio = peers[(kind, size)] / t[size]
                 out.append(
-                    dict(scope=scope,
-                         goal=f'EAC C={top} vs {LABELS[kind]} at {size} px: '
-                         f'speedup >= {target}',
-                         value=ratio,
-                         met=ratio >= target))
+                    dict(
+                        scope=scope,
+                        goal=f'EAC C={top} vs {LABELS[kind]} at {size} px: '
+                        f'speedup >= {target}',
+                        value=ratio,
+                        met=ratio >= target))
         if 4096 in t and 2048 in t:
             ratio = t[4096] / t[2048]
             out.append(
-                dict(scope=scope,
-                     goal=f'EAC C={top}: t(4096) / t(2048) <= 4.3',
-                     value=ratio,
-                     met=ratio <= 4.3))
+                dict(
+                    scope=scope,
+                    goal=f'EAC C={top}: t(4096) / t(2048) <= 4.3',
+                    value=ratio,
+                    met=ratio <= 4.3))
     return out
 
 
@@ -785,10 +791,11 @@ def markdown(report: Dict) -> str:
                 'windowed ViT | speedup vs mmseg ViT | speedup vs dense |',
                 '|' + '---|' * 11
             ]
-            for r in sorted(
-                    rows,
-                    key=lambda r:
-                (r['size'], KINDS.index(r['kind']), r['budget'] or 0)):
+
+            def order(r):
+                return r['size'], KINDS.index(r['kind']), r['budget'] or 0
+
+            for r in sorted(rows, key=order):
                 if 'skipped' in r:
                     lines.append(
                         f"| {r['size']} | {r['num_patches']} | {_label(r)} "
@@ -840,10 +847,8 @@ def plot(report: Dict, path: str) -> None:
     panels = [(s, m) for s in SCOPES for m in MODES
               if any(r['scope'] == s and r['mode'] == m for r in res)]
     panels = panels or [('backbone', 'forward')]
-    fig, axes = plt.subplots(2,
-                             len(panels),
-                             figsize=(4.5 * len(panels), 7.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(4.5 * len(panels), 7.5), squeeze=False)
     for col, (scope, mode) in enumerate(panels):
         rows = [r for r in res if r['scope'] == scope and r['mode'] == mode]
         labels = [
@@ -890,14 +895,15 @@ def _environment(device: torch.device, malloc_tuned: bool) -> Dict:
                         break
         except OSError:
             pass
-    return dict(device=device.type,
-                device_name=name,
-                torch=torch.__version__,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-                malloc_tuned=malloc_tuned,
-                date=time.strftime('%Y-%m-%d %H:%M %Z'),
-                loadavg_start=_loadavg())
+    return dict(
+        device=device.type,
+        device_name=name,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        malloc_tuned=malloc_tuned,
+        date=time.strftime('%Y-%m-%d %H:%M %Z'),
+        loadavg_start=_loadavg())
 
 
 def _loadavg() -> Optional[str]:
@@ -962,27 +968,29 @@ def main(argv: Optional[List[str]] = None) -> int:
             signal.signal(signal.SIGTERM, old_handler)
     _speedups(results)
     env['loadavg_end'] = _loadavg()
-    report = dict(environment=env,
-                  settings=dict(config=args.config,
-                                arch=plan.arch,
-                                max_cores=plan.max_cores,
-                                sizes=plan.sizes,
-                                budgets=plan.budgets,
-                                models=args.models,
-                                scopes=args.scopes,
-                                modes=args.modes,
-                                repeats=args.repeats,
-                                warmup=args.warmup,
-                                single_run=args.single_run,
-                                max_seconds=args.max_seconds,
-                                skip=args.skip,
-                                batch_size=args.batch_size,
-                                dtype='float32'),
-                  complete=len(results) == planned,
-                  planned_cases=planned,
-                  results=results,
-                  goals=goals(results),
-                  scaling=scaling(results))
+    report = dict(
+        environment=env,
+        settings=dict(
+            config=args.config,
+            arch=plan.arch,
+            max_cores=plan.max_cores,
+            sizes=plan.sizes,
+            budgets=plan.budgets,
+            models=args.models,
+            scopes=args.scopes,
+            modes=args.modes,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            single_run=args.single_run,
+            max_seconds=args.max_seconds,
+            skip=args.skip,
+            batch_size=args.batch_size,
+            dtype='float32'),
+        complete=len(results) == planned,
+        planned_cases=planned,
+        results=results,
+        goals=goals(results),
+        scaling=scaling(results))
     md = markdown(report)
 
     def write_text(text):

@@ -115,7 +115,8 @@ def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
     times = time_interleaved(fns, torch.device('cpu'), args.repeats,
                              args.warmup, args.max_seconds)
     return {
-        name: dict(
+        name:
+        dict(
             median_ms=summarize_times(t)['median'] * 1e3,
             runs_ms=[x * 1e3 for x in t])
         for name, t in times.items()
@@ -148,8 +149,8 @@ def bench_backbone(args, eac, dense) -> List[Dict]:
         out = dict(size=size, num_patches=n, num_cores=args.num_cores)
         with torch.no_grad():
             out.update(
-                _side_by_side(dict(eac=lambda: eac(x), dense=lambda: dense(x)),
-                              args))
+                _side_by_side(
+                    dict(eac=lambda: eac(x), dense=lambda: dense(x)), args))
         flops = [
             eac_backbone_flops(
                 eac.embed_dims,
@@ -239,12 +240,15 @@ def bench_op(args, eac) -> List[Dict]:
             for t in (qg, kg, vg):
                 t.grad = None
             y = fn(qg, kg, vg, c)
-            y.backward(g.view(y.shape) if y.dim() == 3 else
-                       g.view(1, c + n, heads, d).transpose(1, 2))
+            y.backward(
+                g.view(y.shape) if y.dim() ==
+                3 else g.view(1, c + n, heads, d).transpose(1, 2))
 
         res = _side_by_side(
-            {name: functools.partial(step, fn)
-             for name, fn in impls.items()}, args)
+            {
+                name: functools.partial(step, fn)
+                for name, fn in impls.items()
+            }, args)
         out.update({f'{name}_train': r for name, r in res.items()})
         for mode in ('forward', 'train'):
             for suffix, _ in OP_STEPS:
@@ -300,8 +304,8 @@ def bench_linear(args, eac) -> Dict:
                 backbone=lambda: eac(x),
                 backbone_plain=_on_plain_path(lambda: eac(x)),
                 linear_only=linear_only_fn(eac, size, args.seed),
-                matmuls_only=linear_only_fn(
-                    eac, size, args.seed, bias=False)), args)
+                matmuls_only=linear_only_fn(eac, size, args.seed, bias=False)),
+            args)
     base = res['linear_only']['median_ms']
     return dict(
         size=size,
@@ -321,8 +325,7 @@ def format_report(res: Dict) -> str:
         f"median of {res['repeats']} runs"
         f"{', malloc keeps freed blocks' if res['malloc_tuned'] else ''}"
         f", compiled kernel: "
-        f"{'yes' if res.get('compiled_kernel') else 'no (not built)'}",
-        ''
+        f"{'yes' if res.get('compiled_kernel') else 'no (not built)'}", ''
     ]
     if 'backbone' in res:
         lines += [

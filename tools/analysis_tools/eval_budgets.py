@@ -53,7 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="core budgets to evaluate (default: all of the model's "
         'budgets, e.g. 8 16 ... 64)')
     parser.add_argument(
-        '--out-dir', help='where budgets.json/.md/.png go (default: '
+        '--out-dir',
+        help='where budgets.json/.md/.png go (default: '
         'the work dir)')
     parser.add_argument(
         '--work-dir',
@@ -145,8 +146,7 @@ def write_table(path: str, results: Sequence[dict], metric: str) -> None:
         'peak memory (MiB) |', '|---:|---:|---:|---:|'
     ]
     for r in results:
-        lat = ('n/a' if r['latency_ms'] is None else
-               f"{r['latency_ms']:.1f}")
+        lat = ('n/a' if r['latency_ms'] is None else f"{r['latency_ms']:.1f}")
         lines.append(f"| {r['budget']} | {r['metrics'][metric]:.2f} | {lat} "
                      f"| {r['peak_memory_mb']:.1f} |")
     with open(path, 'w', encoding='utf-8') as f:
@@ -162,8 +162,8 @@ def write_plot(path: str, results: Sequence[dict], metric: str,
     budgets = [r['budget'] for r in results]
     series = [
         ([r['metrics'][metric] for r in results], metric, 'tab:blue'),
-        ([r['latency_ms'] or 0.0 for r in results], 'latency (ms / image)',
-         'tab:orange'),
+        ([r['latency_ms'] or 0.0
+          for r in results], 'latency (ms / image)', 'tab:orange'),
         ([r['peak_memory_mb'] for r in results], memory_label, 'tab:green'),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -201,8 +201,8 @@ def sweep(args: argparse.Namespace) -> dict:
     check_data_roots(cfg, ['test_dataloader'])
     stem = osp.splitext(osp.basename(args.config.split('::')[-1]))[0]
     cfg.work_dir = default_work_dir(
-        cfg, args.config, args.work_dir or osp.join('work_dirs',
-                                                     'eval_budgets', stem))
+        cfg, args.config, args.work_dir
+        or osp.join('work_dirs', 'eval_budgets', stem))
     check_writable(cfg.work_dir, '--work-dir', is_dir=True)
     check_writable(args.out_dir, '--out-dir', is_dir=True)
     import_mmeac()
@@ -245,8 +245,10 @@ def sweep(args: argparse.Namespace) -> dict:
             results.append(
                 dict(
                     budget=b,
-                    metrics={k: float(v)
-                             for k, v in metrics.items()},
+                    metrics={
+                        k: float(v)
+                        for k, v in metrics.items()
+                    },
                     latency_ms=lat,
                     timed_images=n_img,
                     peak_memory_mb=meter.peak_bytes / 2**20))
@@ -260,8 +262,9 @@ def sweep(args: argparse.Namespace) -> dict:
         runner.call_hook('after_run')
     metric = _pick_metric(results[0]['metrics'], args.metric)
     cuda = device.type == 'cuda'
-    device_name = (torch.cuda.get_device_name(device) if cuda else
-                   f'cpu ({torch.get_num_threads()} threads)')
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if cuda else f'cpu ({torch.get_num_threads()} threads)')
     return dict(
         config=args.config,
         checkpoint=args.checkpoint,
@@ -295,8 +298,9 @@ def main(argv=None) -> None:
             json.dump(summary, f, indent=2)
         write_table(
             osp.join(tmp, 'budgets.md'), summary['results'], summary['metric'])
-        mem_label = ('peak CUDA memory (MiB)' if 'CUDA' in
-                     summary['memory_measure'] else 'peak CPU tensor memory '
+        mem_label = ('peak CUDA memory (MiB)'
+                     if 'CUDA' in summary['memory_measure'] else
+                     'peak CPU tensor memory '
                      '(MiB)')
         write_plot(
             osp.join(tmp, 'budgets.png'), summary['results'],

@@ -130,8 +130,10 @@ def load_model(config: str,
             k[len('backbone.'):]: v
             for k, v in state.items() if k.startswith('backbone.')
         }
-    match = match_state_dict({k: tuple(v.shape)
-                              for k, v in own.items()}, state, ('', ))
+    match = match_state_dict({
+        k: tuple(v.shape)
+        for k, v in own.items()
+    }, state, ('', ))
     if match.missing or match.mismatched:
         # the backbone must load whole; other tensors of the file are unused
         match = match._replace(unexpected=[])

@@ -36,10 +36,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description='Export an mmeac model to ONNX.')
     parser.add_argument('config', help='config file (or pkg::path)')
-    parser.add_argument('checkpoint',
-                        nargs='?',
-                        default=None,
-                        help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', nargs='?', default=None, help='checkpoint file')
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument(
         '--shape',
@@ -49,13 +47,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar=('H', 'W'),
         help='input height and width (default: 512 512, or the config\'s '
         'crop size)')
-    parser.add_argument('--num-cores',
-                        type=int,
-                        default=None,
-                        help='core budget (default: the config\'s)')
-    parser.add_argument('--dynamic',
-                        action='store_true',
-                        help='dynamic batch, height and width')
+    parser.add_argument(
+        '--num-cores',
+        type=int,
+        default=None,
+        help='core budget (default: the config\'s)')
+    parser.add_argument(
+        '--dynamic',
+        action='store_true',
+        help='dynamic batch, height and width')
     parser.add_argument(
         '--part',
         choices=['auto', 'backbone'],
@@ -63,9 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='auto: segmentor / classifier logits, detector backbone + '
         'neck; backbone: the EAC backbone alone')
     parser.add_argument('--opset', type=int, default=18)
-    parser.add_argument('--verify',
-                        action='store_true',
-                        help='compare ONNX Runtime with PyTorch')
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare ONNX Runtime with PyTorch')
     parser.add_argument('--atol', type=float, default=1e-4)
     parser.add_argument(
         '--benchmark',
@@ -78,10 +79,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='CPU threads of both runtimes (default: torch\'s)')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
-                        help='override config settings, key=value')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
@@ -161,13 +163,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'{PROG}: exporting {info["task"]} {info["part"]} at '
           f'{info["num_cores"]} cores, {shape[0]}x{shape[1]}'
           f'{" (dynamic batch/H/W)" if args.dynamic else ""} -> {args.out}')
-    names = export_onnx(wrapper,
-                        args.out,
-                        shape,
-                        dynamic=args.dynamic,
-                        opset=args.opset,
-                        in_channels=info['in_channels'],
-                        min_size=patch)
+    names = export_onnx(
+        wrapper,
+        args.out,
+        shape,
+        dynamic=args.dynamic,
+        opset=args.opset,
+        in_channels=info['in_channels'],
+        min_size=patch)
     print(f'{PROG}: wrote {args.out} (outputs: {", ".join(names)})')
     if not (args.verify or args.benchmark):
         return 0
@@ -188,18 +191,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not ok:
                 return 1
     if args.benchmark:
-        from mmeac.apis.onnx_export import run_onnx
         from mmeac.analysis.benchmark import summarize_times, time_interleaved
+        from mmeac.apis.onnx_export import run_onnx
 
         def torch_step():
             with torch.no_grad():
                 wrapper(x)
 
-        times = time_interleaved(dict(
-            pytorch=torch_step, onnxruntime=lambda: run_onnx(session, x)),
-                                 torch.device('cpu'),
-                                 repeats=args.benchmark,
-                                 warmup=1)
+        times = time_interleaved(
+            dict(pytorch=torch_step, onnxruntime=lambda: run_onnx(session, x)),
+            torch.device('cpu'),
+            repeats=args.benchmark,
+            warmup=1)
         med = {k: summarize_times(v)['median'] * 1e3 for k, v in times.items()}
         print(f'{PROG}: latency {shape[0]}x{shape[1]}, '
               f'{torch.get_num_threads()} threads, median of '

@@ -69,9 +69,11 @@ def load_source(path: str) -> dict:
         except pickle.UnpicklingError as err:
             if 'Weights only load failed' not in str(err):
                 raise
-        print(f'{PROG}: warning: {path} holds more than tensors and plain '
-              'types; loading it with weights_only=False (only do this for '
-              'files you trust)', file=sys.stderr)
+        print(
+            f'{PROG}: warning: {path} holds more than tensors and plain '
+            'types; loading it with weights_only=False (only do this for '
+            'files you trust)',
+            file=sys.stderr)
         return torch.load(path, map_location='cpu', weights_only=False)
     except OSError as err:
         raise ConvertError(f'cannot read {path}: {err.strerror or err}')
@@ -139,8 +141,8 @@ def main(argv=None) -> int:
         meta['veca_output_proj'] = proj
     _save_atomic(dict(state_dict=state, meta=meta), args.dst)
     print(f'arch: {name} {kwargs["arch"]}')
-    print('EACViT kwargs: ' + ', '.join(
-        f'{k}={v!r}' for k, v in kwargs.items()))
+    print('EACViT kwargs: ' + ', '.join(f'{k}={v!r}'
+                                        for k, v in kwargs.items()))
     if proj:
         print(f'note: {describe_output_proj(proj)}; kept aside in '
               "meta['veca_output_proj']")

@@ -97,8 +97,8 @@ def _zero_decay(constructor, model: nn.Module, optimizer) -> int:
         if isinstance(clone.get('param_names'), list):
             clone['param_names'] = [params[id(p)] for p in mine]
             group['param_names'] = [
-                n for n in group['param_names'] if n not in set(
-                    clone['param_names'])
+                n for n in group['param_names']
+                if n not in set(clone['param_names'])
             ]
         clone.update(params=mine, weight_decay=0.0)
         new_groups.append(clone)
@@ -120,7 +120,8 @@ def _wrap_call(original):
             if moved:
                 print_log(
                     f'mmeac: {moved} EAC core / coordinate parameters get '
-                    'no weight decay', logger='current')
+                    'no weight decay',
+                    logger='current')
         return optim_wrapper
 
     setattr(__call__, _FLAG, True)
@@ -168,8 +169,8 @@ def _wrap_layer_decay(original):
     @functools.wraps(original)
     def add_params(self, params, module, **kwargs):
         backbone = getattr(module, 'backbone', None)
-        known = any(k in type(backbone).__name__
-                    for k in ('ConvNeXt', 'BEiT', 'MAE'))
+        known = any(
+            k in type(backbone).__name__ for k in ('ConvNeXt', 'BEiT', 'MAE'))
         if not known and hasattr(backbone, 'get_layer_depth'):
             return _eac_layer_decay_groups(self, params, module)
         return original(self, params, module, **kwargs)

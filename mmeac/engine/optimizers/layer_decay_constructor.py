@@ -55,10 +55,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         backbone = getattr(module, self.backbone_attr, None)
         get_depth = getattr(backbone, 'get_layer_depth', None)
         if get_depth is None:
-            raise ValueError(
-                f'LayerDecayOptimWrapperConstructor needs '
-                f'model.{self.backbone_attr}.get_layer_depth; '
-                f'{type(backbone).__name__} has none')
+            raise ValueError(f'LayerDecayOptimWrapperConstructor needs '
+                             f'model.{self.backbone_attr}.get_layer_depth; '
+                             f'{type(backbone).__name__} has none')
         prefix = f'{self.backbone_attr}.'
         base_wd = self.base_wd or 0.0
         groups = {}
@@ -79,4 +78,5 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         params.extend(groups[k] for k in sorted(groups))
         print_log(
             f'layer decay {self.layer_decay_rate}: {len(groups)} param '
-            'groups', logger='current')
+            'groups',
+            logger='current')

@@ -9,7 +9,7 @@ axis, one model runs at any core budget C (a multiple of ``core_chunk`` up to
 import logging
 import math
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import broadcast, get_rank, get_world_size
@@ -198,9 +198,9 @@ class EACViT(BaseModule):
             range(core_chunk, max_cores + 1, core_chunk))
         self.num_cores = max_cores if num_cores is None else num_cores
         self._set_train_budgets(train_budgets, train_budget_weights)
-        self.train_num_cores = (None if train_num_cores is None else
-                                self._check_budget(train_num_cores,
-                                                   'train_num_cores'))
+        self.train_num_cores = (None if train_num_cores is None
+                                else self._check_budget(
+                                    train_num_cores, 'train_num_cores'))
         self.last_num_cores: Optional[int] = None
 
         if out_type not in self.out_types:
@@ -221,8 +221,8 @@ class EACViT(BaseModule):
             nn.Parameter(torch.randn(core_chunk, dims) / math.sqrt(dims))
             for _ in range(num_chunks)
         ])
-        rho = torch.atanh(farthest_point_coords(max_cores).clamp(
-            -0.999, 0.999))
+        rho = torch.atanh(
+            farthest_point_coords(max_cores).clamp(-0.999, 0.999))
         self.core_coord_chunks = nn.ParameterList(
             [nn.Parameter(c.clone()) for c in rho.split(core_chunk)])
         self.coord_updates = nn.ModuleList(
@@ -301,9 +301,9 @@ class EACViT(BaseModule):
             raise ValueError(f'train_budgets must be strictly ascending, got '
                              f'{list(budgets)}')
         if weights is None:
-            weights = (self.default_budget_weights
-                       if len(budgets) == len(self.default_budget_weights)
-                       else (1, ) * len(budgets))
+            weights = (
+                self.default_budget_weights if len(budgets) == len(
+                    self.default_budget_weights) else (1, ) * len(budgets))
         if len(weights) != len(budgets) or min(weights) <= 0:
             raise ValueError(f'train_budget_weights must be {len(budgets)} '
                              f'positive numbers (one per budget), got '
@@ -423,7 +423,8 @@ class EACViT(BaseModule):
                 p.requires_grad = False
 
     def train(self, mode: bool = True) -> 'EACViT':
-        """Set train mode; frozen parts (and a fully frozen model) stay eval."""
+        """Set train mode; frozen parts (or a fully frozen model) stay eval.
+        """
         super().train(mode)
         if mode and self.frozen_stages >= self.num_layers:
             super().train(False)
@@ -450,7 +451,8 @@ class EACViT(BaseModule):
                 nn.init.ones_(mod.weight)
                 nn.init.zeros_(mod.bias)
 
-    def load_pretrained(self, checkpoint: str,
+    def load_pretrained(self,
+                        checkpoint: str,
                         prefix: Optional[str] = None) -> None:
         """Load an mmeac or an authors' (VECA) checkpoint, strictly.
 
@@ -497,7 +499,8 @@ class EACViT(BaseModule):
                 'checkpoint')
 
     # -------------------------------------------------------------- forward
-    def get_layer_depth(self, param_name: str,
+    def get_layer_depth(self,
+                        param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
         """Layer depth of a parameter, for layer-wise learning-rate decay.
 
@@ -512,8 +515,8 @@ class EACViT(BaseModule):
         if not param_name.startswith(prefix):
             return total - 1, total
         name = param_name[len(prefix):]
-        if name.startswith(('patch_embed', 'core_chunks',
-                            'core_coord_chunks')):
+        bank = ('patch_embed', 'core_chunks', 'core_coord_chunks')
+        if name.startswith(bank):
             return 0, total
         if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, total
@@ -576,8 +579,8 @@ class EACViT(BaseModule):
         """
         self._check_input(x)
         self._check_finite(x)
-        num_cores = (self.sample_train_budget()
-                     if self.training else self.num_cores)
+        num_cores = (
+            self.sample_train_budget() if self.training else self.num_cores)
         self.last_num_cores = num_cores
         gen = None
         if self.training and not torch.compiler.is_compiling():

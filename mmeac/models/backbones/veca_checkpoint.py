@@ -17,8 +17,7 @@ __all__ = [
     'ARCH_ZOO', 'is_veca_state_dict', 'strip_veca_prefixes',
     'veca_arch_from_checkpoint', 'convert_veca_state_dict',
     'convert_veca_checkpoint', 'arch_name', 'veca_output_proj',
-    'describe_output_proj',
-    'rope_settings_mismatch'
+    'describe_output_proj', 'rope_settings_mismatch'
 ]
 
 #: Released sizes (patch 16, 64 cores).
@@ -26,8 +25,7 @@ ARCH_ZOO: Dict[str, dict] = {
     's': dict(embed_dims=384, num_layers=12, num_heads=6, mlp_ratio=2.66667),
     's+': dict(embed_dims=384, num_layers=12, num_heads=6, mlp_ratio=4.0),
     'b': dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=2.66667),
-    'l': dict(embed_dims=1024, num_layers=24, num_heads=16,
-              mlp_ratio=2.66667),
+    'l': dict(embed_dims=1024, num_layers=24, num_heads=16, mlp_ratio=2.66667),
 }
 
 _PREFIXES = ('module.', 'student.', '_orig_mod.')
@@ -66,9 +64,10 @@ def _unwrap(ckpt: dict) -> Tuple[Dict[str, Tensor], dict]:
             break
     else:
         state = ckpt
-    state = strip_veca_prefixes(
-        {k: v
-         for k, v in state.items() if isinstance(v, Tensor)})
+    state = strip_veca_prefixes({
+        k: v
+        for k, v in state.items() if isinstance(v, Tensor)
+    })
     missing = [m for m in _VECA_MARKERS if m not in state]
     if missing:
         some = sorted(state)[:6]
@@ -106,10 +105,9 @@ def veca_arch_from_checkpoint(ckpt: dict) -> dict:
         raise ValueError(f'config mlp_ratio {mlp_ratio} disagrees with '
                          f'blocks.0.fc1.weight of shape '
                          f'{tuple(state["blocks.0.fc1.weight"].shape)}')
-    for key, stored in (('hidden_dim', embed_dims), ('num_layers',
-                                                     num_layers),
-                        ('num_query_tokens', num_chunks * chunk),
-                        ('nested_chunk_size', chunk)):
+    for key, stored in (('hidden_dim', embed_dims), ('num_layers', num_layers),
+                        ('num_query_tokens',
+                         num_chunks * chunk), ('nested_chunk_size', chunk)):
         if key in config and int(config[key]) != stored:
             raise ValueError(f'config {key}={config[key]} disagrees with the '
                              f'weights ({stored})')
@@ -151,8 +149,12 @@ def _rope_cfg(config: dict) -> dict:
 def _normalised_rope(cfg: dict) -> dict:
     """Settings with every "off" spelled one way (shift 0, rescale 1,
     jitter None) and the defaults filled in."""
-    out = dict(base=100.0, zero_freq_ratio=0.125, shift=0.08, rescale=2.0,
-               jitter=None)
+    out = dict(
+        base=100.0,
+        zero_freq_ratio=0.125,
+        shift=0.08,
+        rescale=2.0,
+        jitter=None)
     out.update({k: v for k, v in cfg.items() if k in out})
     out['shift'] = float(out['shift'] or 0.0)
     out['rescale'] = float(out['rescale'] or 1.0)
@@ -187,7 +189,8 @@ def rope_settings_mismatch(stored: dict, model: dict) -> Dict[str, tuple]:
 
 
 def arch_name(arch: dict) -> str:
-    """The released size an arch dict equals (``'b'``...), else ``'custom'``."""
+    """The released size an arch dict equals (``'b'``...), else
+    ``'custom'``."""
     for name, zoo in ARCH_ZOO.items():
         if all(abs(float(zoo[k]) - float(arch[k])) < 1e-4 for k in zoo):
             return name
@@ -238,8 +241,9 @@ def convert_veca_state_dict(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
             raise ValueError(f'unknown VECA key {key!r}')
     for i in range(num_layers):
         for kind in ('weight', 'bias'):
-            parts = [state.get(f'blocks.{i}.attn.{n}_proj.{kind}')
-                     for n in 'qkv']
+            parts = [
+                state.get(f'blocks.{i}.attn.{n}_proj.{kind}') for n in 'qkv'
+            ]
             if all(p is not None for p in parts):
                 out[f'layers.{i}.attn.qkv.{kind}'] = torch.cat(parts, dim=0)
             elif any(p is not None for p in parts):
@@ -308,8 +312,9 @@ def load_veca_or_mmeac(path: str,
         state, kwargs = convert_veca_checkpoint(ckpt)
         proj = veca_output_proj(ckpt)
         if proj:
-            print_log(f'{path}: ignoring {describe_output_proj(proj)}',
-                      logger='current')
+            print_log(
+                f'{path}: ignoring {describe_output_proj(proj)}',
+                logger='current')
         settings = dict(rope_cfg=kwargs['rope_cfg'])
         return (state, settings) if with_settings else state
     settings = {}

@@ -68,8 +68,8 @@ class EACBlock(nn.Module):
                  norm_eps: float = 1e-5,
                  with_cp: bool = False) -> None:
         super().__init__()
-        attn_cfg = copy.deepcopy(attn_cfg
-                                 or dict(type='CorePeripheryAttention'))
+        attn_cfg = copy.deepcopy(
+            attn_cfg or dict(type='CorePeripheryAttention'))
         attn_cfg.update(embed_dims=embed_dims, num_heads=num_heads)
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = MODELS.build(attn_cfg)
@@ -78,8 +78,7 @@ class EACBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.with_cp = with_cp
 
-    def _forward(self, x: Tensor, num_cores: int,
-                 rope: Tensor) -> Tensor:
+    def _forward(self, x: Tensor, num_cores: int, rope: Tensor) -> Tensor:
         # under autocast the branches come out of 16-bit matmuls and the
         # sums promote them: the residual stream stays float32, as in the
         # authors' model
@@ -94,8 +93,7 @@ class EACBlock(nn.Module):
             self.drop_path.generator.set_state(gen_state)
         return self._forward(x, num_cores, rope)
 
-    def forward(self, x: Tensor, num_cores: int,
-                rope: Tensor) -> Tensor:
+    def forward(self, x: Tensor, num_cores: int, rope: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
             gen = self.drop_path.generator
             gen_state = (

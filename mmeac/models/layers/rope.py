@@ -183,8 +183,7 @@ class AxialRoPE2D(nn.Module):
                      w: int,
                      device: torch.device,
                      augment: bool = False,
-                     generator: Optional[torch.Generator] = None
-                     ) -> Tensor:
+                     generator: Optional[torch.Generator] = None) -> Tensor:
         """Patch rotations ``[h * w, head_dim / 2]`` (complex).
 
         Without ``augment`` they are computed once per ``(h, w, device)`` and
