@@ -46,6 +46,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--out-dir',
         help='folder for the drawings, one <image name>.png per image')
     parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace drawings that already exist (refused otherwise)')
+    parser.add_argument(
         '--num-cores',
         type=int,
         default=None,
@@ -118,11 +122,17 @@ def _check_args(args) -> Optional[str]:
     if args.out_dir and osp.exists(
             args.out_dir) and not osp.isdir(args.out_dir):
         return f'--out-dir {args.out_dir} exists and is not a folder'
+    images = [args.img]
     if is_dir:
         try:
-            list_images(args.img)
+            images = list_images(args.img)
         except ValueError as err:
             return str(err)
+    if not args.overwrite:
+        for i, image in enumerate(images):
+            target = _out_path(args, image, i)
+            if target is not None and osp.exists(target):
+                return (f'{target} exists; pass --overwrite to replace it')
     if not osp.isfile(args.checkpoint):
         return f'checkpoint {args.checkpoint} does not exist'
     if not 0 < args.opacity <= 1:

@@ -223,8 +223,12 @@ def test_benchmark_writes_results(tmp_path):
     ]
     rep = json.loads((out / 'benchmark.json').read_text())
     res = rep['results']
-    # (2 EAC budgets + dense + vit) x 2 sizes x 2 scopes x 2 modes
-    assert len(res) == 4 * 2 * 2 * 2
+    # (2 EAC budgets + dense + sdpa_vit + win_vit + vit) x 2 sizes
+    # x 2 scopes x 2 modes
+    assert len(res) == 6 * 2 * 2 * 2
+    assert {r['kind'] for r in res} == {
+        'eac', 'dense', 'sdpa_vit', 'win_vit', 'vit'
+    }
     for r in res:
         assert 'skipped' not in r, r
         assert r['latency_ms'] > 0 and r['throughput_img_s'] > 0
@@ -244,7 +248,7 @@ def test_benchmark_writes_results(tmp_path):
                  if r['scope'] == scope and r['mode'] == m and r['size'] == 48)
             for m in ('forward', 'train'))
         assert train['peak_mem_mb'] > fwd['peak_mem_mb']
-    assert len(rep['scaling']) == 4 * 2 * 2
+    assert len(rep['scaling']) == 6 * 2 * 2  # kinds x scopes x modes
     assert all(math.isfinite(s['time_exponent']) for s in rep['scaling'])
     md = (out / 'benchmark.md').read_text()
     for title in ('## backbone, forward', '## model, forward + backward',

@@ -140,7 +140,17 @@ BAD_CASES = {
     'not an image': (lambda d, imgs: [str(d / 'fake.png')], 'is not an image'),
     'budget': (lambda d, imgs: [imgs[0], '--num-cores', '12'],
                'num_cores=12 is not a core budget of this model'),
+    # a drawing that is already there is the user's: not replaced unasked
+    'existing out-file':
+    (lambda d, imgs: _user_file(d / 'out' / 'x.png') and [imgs[0]],
+     '{d}/out/x.png exists; pass --overwrite'),
 }
+
+
+def _user_file(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b'a file the user made')
+    return True
 
 
 @pytest.mark.parametrize('case', sorted(BAD_CASES))

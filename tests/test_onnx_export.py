@@ -170,3 +170,16 @@ def test_tool_bad_input_one_line_nothing_written(case, seg_ckpt, tmp_path):
     assert len(errors) == 1 and msg in errors[0], res.stderr[-2000:]
     assert 'Traceback' not in res.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_tool_refuses_an_existing_out_file(seg_ckpt, tmp_path):
+    out = tmp_path / 'model.onnx'
+    out.write_bytes(b'the user\'s own model')
+    res = run([sys.executable, TOOL, SEG, seg_ckpt, '--out',
+               str(out)],
+              cwd=str(tmp_path))
+    assert res.returncode == 2
+    assert f'--out {out} exists; pass --overwrite' in res.stderr
+    assert 'Traceback' not in res.stderr
+    assert out.read_bytes() == b'the user\'s own model'
+    assert os.listdir(tmp_path) == ['model.onnx']

@@ -40,6 +40,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'checkpoint', nargs='?', default=None, help='checkpoint file')
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace an existing --out file (refused otherwise)')
+    parser.add_argument(
         '--shape',
         type=int,
         nargs=2,
@@ -104,6 +108,8 @@ def _check(args) -> Optional[str]:
         return f'--out {args.out} must end with .onnx'
     if osp.isdir(args.out):
         return f'--out {args.out} is a folder'
+    if osp.exists(args.out) and not args.overwrite:
+        return f'--out {args.out} exists; pass --overwrite to replace it'
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         return f'checkpoint {args.checkpoint} does not exist'
     if args.benchmark < 0:
