@@ -226,9 +226,8 @@ def test_benchmark_writes_results(tmp_path):
     # (2 EAC budgets + dense + sdpa_vit + win_vit + vit) x 2 sizes
     # x 2 scopes x 2 modes
     assert len(res) == 6 * 2 * 2 * 2
-    assert {r['kind'] for r in res} == {
-        'eac', 'dense', 'sdpa_vit', 'win_vit', 'vit'
-    }
+    assert {r['kind']
+            for r in res} == {'eac', 'dense', 'sdpa_vit', 'win_vit', 'vit'}
     for r in res:
         assert 'skipped' not in r, r
         assert r['latency_ms'] > 0 and r['throughput_img_s'] > 0
