@@ -140,6 +140,11 @@ BAD_CASES = {
     'not an image': (lambda d, imgs: [str(d / 'fake.png')], 'is not an image'),
     'budget': (lambda d, imgs: [imgs[0], '--num-cores', '12'],
                'num_cores=12 is not a core budget of this model'),
+    # a checkpoint of another model: refused, not predicted with silently
+    'wrong checkpoint':
+    (lambda d, imgs:
+     [imgs[0], '--cfg-options', 'model.decode_head.num_classes=3'],
+     'does not fit the model of config'),
     # a drawing that is already there is the user's: not replaced unasked
     'existing out-file':
     (lambda d, imgs: _user_file(d / 'out' / 'x.png') and [imgs[0]],

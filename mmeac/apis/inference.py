@@ -233,6 +233,14 @@ class EACInferencer:
         if checkpoint is not None and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} does not '
                                     'exist')
+        if checkpoint is not None:
+            # the upstream inferencers load non-strictly: a checkpoint of
+            # another model would predict garbage with only a warning
+            from mmeac.utils.toolkit import ToolError, check_checkpoint
+            try:
+                check_checkpoint(cfg, str(config), checkpoint)
+            except ToolError as err:
+                raise ValueError(str(err)) from None
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         if str(device).startswith('cuda') and not torch.cuda.is_available():
