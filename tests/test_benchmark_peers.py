@@ -1,4 +1,4 @@
-"""Benchmark peers (SDPA ViT, windowed ViT), goals and the high-resolution
+"""Benchmark peers (SDPA ViT, windowed ViT-SAM), goals and the high-resolution
 whole-image mode of ``tools/analysis_tools/benchmark.py``, on tiny models.
 """
 import importlib.util
@@ -26,30 +26,46 @@ def bench():
     return module
 
 
-def test_windowed_vit_windows(bench):
-    """One window covering the whole grid is global attention; smaller
-    windows change the result; the grid is padded to whole windows."""
+def test_windowed_vit_is_vitsam_with_fused_attention(bench):
+    """The windowed peer is mmpretrain's ViTSAM (windows, global blocks,
+    relative-position bias) with the attention through SDPA: same outputs
+    as ViTSAM's own attention, on a grid padded to whole windows."""
+    from mmengine.registry import MODELS
+    from mmpretrain.models.backbones.vit_sam import Attention
+
+    from mmeac.analysis.vit_peers import FusedRelPosAttention
+    assert bench.global_blocks(12) == [2, 5, 8, 11]
+    assert bench.global_blocks(24) == [5, 11, 17, 23]
+    bench._register_peers()
+    arch = dict(embed_dims=32, num_layers=8, num_heads=2)
+    cfg = bench.tool_peer_cfg('win_vit', arch, 320)
+    assert cfg['arch']['global_attn_indexes'] == [1, 3, 5, 7]
     torch.manual_seed(0)
-    local = bench.WindowedViT(
-        32, 2, 2, patch_size=16, img_size=(224, 224), global_blocks=())
-    glob = bench.WindowedViT(
-        32, 2, 2, patch_size=16, img_size=(224, 224), global_blocks=(0, 1))
-    glob.load_state_dict(local.state_dict())
-    x = torch.randn(1, 3, 224, 224)  # a 14 x 14 grid: one window
+    fused = MODELS.build(cfg)
+    stock = MODELS.build(dict(cfg, type='mmpretrain.ViTSAM'))
+    with torch.no_grad():  # ViTSAM initialises the bias tables to zero
+        for name, p in fused.named_parameters():
+            if 'rel_pos' in name:
+                p.normal_(0, 0.5)
+    stock.load_state_dict(fused.state_dict())
+    fused.eval()
+    stock.eval()
+    kinds = [type(layer.attn) for layer in fused.layers]
+    assert kinds == [FusedRelPosAttention] * 8
+    assert [layer.window_size for layer in fused.layers] == [14, 0] * 4
+    assert all(type(layer.attn) is Attention for layer in stock.layers)
+    x = torch.randn(1, 3, 320, 320)  # 20 x 20 patches: padded to 28 x 28
     with torch.no_grad():
-        torch.testing.assert_close(local(x)[0], glob(x)[0])
-    torch.manual_seed(0)
-    local = bench.WindowedViT(
-        32, 2, 2, patch_size=16, img_size=(320, 320), global_blocks=())
-    glob = bench.WindowedViT(
-        32, 2, 2, patch_size=16, img_size=(320, 320), global_blocks=(0, 1))
-    glob.load_state_dict(local.state_dict())
-    x = torch.randn(1, 3, 320, 320)  # 20 x 20: padded to 28 x 28
-    with torch.no_grad():
-        out = local(x)[0]
+        out = fused(x)[0]
         assert out.shape == (1, 32, 20, 20)
-        assert not torch.allclose(out, glob(x)[0], atol=1e-3)
-    # window attention: fewer FLOPs than a global ViT at 1024 px
+        torch.testing.assert_close(out, stock(x)[0], rtol=1e-4, atol=1e-4)
+        for layer in fused.layers:  # the bias is used
+            layer.attn.use_rel_pos = False
+        assert not torch.allclose(out, fused(x)[0], atol=1e-3)
+
+
+def test_windowed_vit_flops(bench):
+    """Window attention: fewer FLOPs than a global ViT at 1024 px."""
     from mmeac.ops.flops import vit_backbone_flops
     win = bench.windowed_vit_flops(768, 12, (64, 64))
     dense = vit_backbone_flops(768, 12, 4, 64 * 64, num_extra_tokens=0)
@@ -81,7 +97,7 @@ def test_goals(bench):
     }
     assert got == {
         'EAC C=64 vs ViT (SDPA) at 1024 px: speedup >= 1.8': (1.9, True),
-        'EAC C=64 vs windowed ViT (SDPA) at 1024 px: speedup >= 1.8':
+        'EAC C=64 vs windowed ViT (ViTSAM, SDPA) at 1024 px: speedup >= 1.8':
         (1.7, False),
         'EAC C=64 vs ViT (SDPA) at 2048 px: speedup >= 4.0': (4.25, True),
         'EAC C=64: t(4096) / t(2048) <= 4.3': (4.5, False),
@@ -94,7 +110,7 @@ def test_peers_side_by_side(tmp_path):
         sys.executable, TOOL, '--arch', TINY, '--max-cores', '16', '--budgets',
         '16', '--sizes', '64', '96', '--scopes', 'backbone', '--modes',
         'forward', '--models', 'eac', 'sdpa_vit', 'win_vit', '--skip',
-        'win_vit@96', '--repeats', '1', '--no-progress', '--out-dir',
+        'win_vit@96', '--repeats', '2', '--no-progress', '--out-dir',
         str(out)
     ],
               cwd=str(tmp_path))
@@ -107,6 +123,8 @@ def test_peers_side_by_side(tmp_path):
     assert rows.pop(('win_vit', 96))['skipped'].startswith('not run (--skip')
     for (kind, size), r in rows.items():
         assert r['latency_ms'] > 0 and r['peak_mem_mb'] > 0, r
+        # timed round-robin: two rounds, every case in each
+        assert len(r['latency_ms_runs']) == 2, r
         if kind == 'eac':
             assert r['speedup_vs_sdpa_vit'] == pytest.approx(
                 rows[('sdpa_vit', size)]['latency_ms'] / r['latency_ms'])
@@ -114,8 +132,7 @@ def test_peers_side_by_side(tmp_path):
     env = report['environment']
     assert env['loadavg_start'] and env['loadavg_end'] and env['date']
     md = (out / 'benchmark.md').read_text()
-    assert 'F.scaled_dot_product_attention (fused flash), 14x14 windows' \
-        in md
+    assert 'relative-position bias as mask), mmpretrain ViTSAM' in md
     assert report['goals'] == []  # no 1024 / 2048 / 4096 px case
 
 

@@ -11,13 +11,12 @@ Side by side in one run, for each image size, model and core budget:
     ``F.scaled_dot_product_attention`` (fused: ATen's flash kernel on CPU,
     flash / memory-efficient kernels on CUDA), i.e. a dense ViT-B as
     strong as PyTorch makes it;
-  - ``win_vit``: a ViTDet / SAM-style windowed ViT-B (``WindowedViT``
-    below, a minimal benchmark-only module): 14 x 14 windows (the patch
-    grid zero-padded to whole windows) and global attention in blocks 3,
-    6, 9 and 12, all through ``F.scaled_dot_product_attention`` (fused). It
-    leaves out ViTDet's decomposed relative position bias, which would
-    force a materialised score bias (no fused kernel), so it is faster
-    than the real ViTDet;
+  - ``win_vit``: the ViTDet / SAM-style windowed ViT-B, mmpretrain's
+    ``ViTSAM`` (14 x 14 windows, global attention in blocks 3, 6, 9 and
+    12, decomposed relative-position bias, no neck) with its attention
+    through ``F.scaled_dot_product_attention`` and the bias as the mask
+    (``mmeac.analysis.vit_peers.FusedViTSAM``, as timm's ViT-SAM; fused:
+    ATen's CPU flash kernel with an additive mask);
   - ``vit``: mmseg's own ``VisionTransformer`` (the ViT settings of mmseg's
     ViT-B configs), whose ``nn.MultiheadAttention`` materialises the
     attention matrices (the slowest peer, kept for continuity);
@@ -31,8 +30,12 @@ Side by side in one run, for each image size, model and core budget:
   ``train_num_cores``; with batch 1, BatchNorm layers use their running
   statistics, since one image cannot be batch-normalised).
 
-Timing: median of ``--repeats`` runs after ``--warmup`` runs; CUDA events
-(synchronised) on GPU, ``time.perf_counter`` on CPU. Peak memory: the
+Timing: the models of one (scope, size, mode) are timed round-robin
+(``mmeac.analysis.benchmark.time_interleaved``: each round times every
+case once, starting from a different one), so that load drifts fall on
+all of them alike and the ratios are fair; median of ``--repeats`` rounds
+after ``--warmup`` rounds; CUDA events (synchronised) on GPU,
+``time.perf_counter`` on CPU. Peak memory: the
 largest amount of tensor memory the step allocates on top of what existed
 before it (``torch.cuda.max_memory_allocated`` on GPU; on CPU the running
 sum of every allocation / free of PyTorch's CPU allocator recorded by
@@ -87,108 +90,31 @@ LABELS = dict(
     eac='EAC',
     dense='EAC dense twin',
     sdpa_vit='ViT (SDPA)',
-    win_vit='windowed ViT (SDPA)',
+    win_vit='windowed ViT (ViTSAM, SDPA)',
     vit='mmseg ViT')
 #: Attention kernel of each model, for the report.
 KERNELS = dict(
     eac='mmeac core-periphery op (compiled CPU kernel / fused flash)',
     dense='F.scaled_dot_product_attention (fused flash)',
     sdpa_vit='F.scaled_dot_product_attention (fused flash), mmpretrain ViT',
-    win_vit='F.scaled_dot_product_attention (fused flash), 14x14 windows + '
-    '4 global blocks',
+    win_vit='F.scaled_dot_product_attention (fused flash, relative-position '
+    'bias as mask), mmpretrain ViTSAM: 14x14 windows + 4 global blocks',
     vit='nn.MultiheadAttention (materialised attention matrices), mmseg ViT')
 WINDOW = 14
-GLOBAL_BLOCKS = (2, 5, 8, 11)
 
 
 # ------------------------------------------------------------ ViT peers
-class _WindowedBlock(torch.nn.Module):
-    """Pre-norm ViT block; attention inside ``window`` x ``window`` windows
-    (0: global), all through ``F.scaled_dot_product_attention``."""
-
-    def __init__(self, dims: int, heads: int, mlp_ratio: float,
-                 window: int) -> None:
-        super().__init__()
-        nn = torch.nn
-        self.heads, self.window = heads, window
-        self.norm1 = nn.LayerNorm(dims, eps=1e-6)
-        self.qkv = nn.Linear(dims, 3 * dims)
-        self.proj = nn.Linear(dims, dims)
-        self.norm2 = nn.LayerNorm(dims, eps=1e-6)
-        hidden = int(dims * mlp_ratio)
-        self.mlp = nn.Sequential(
-            nn.Linear(dims, hidden), nn.GELU(), nn.Linear(hidden, dims))
-
-    def _attend(self, x):  # [B', T, D]
-        b, t, d = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, t, d))
-
-    def forward(self, x):  # [B, H, W, D]
-        b, h, w, d = x.shape
-        y = self.norm1(x)
-        if self.window:
-            s = self.window
-            ph, pw = -h % s, -w % s
-            y = torch.nn.functional.pad(y, (0, 0, 0, pw, 0, ph))
-            hp, wp = h + ph, w + pw
-            y = y.view(b, hp // s, s, wp // s, s, d).transpose(2, 3)
-            y = self._attend(y.reshape(-1, s * s, d))
-            y = y.view(b, hp // s, wp // s, s, s, d).transpose(2, 3)
-            y = y.reshape(b, hp, wp, d)[:, :h, :w]
-        else:
-            y = self._attend(y.reshape(b, h * w, d)).view(b, h, w, d)
-        x = x + y
-        return x + self.mlp(self.norm2(x))
-
-
-class WindowedViT(torch.nn.Module):
-    """Minimal ViTDet / SAM-style windowed ViT, benchmark-only.
-
-    Patch embedding, a learned position embedding at ``img_size`` (no
-    interpolation needed), ``window`` x ``window`` window attention except
-    in ``global_blocks``, no relative position bias; returns the
-    ``[B, D, H/p, W/p]`` map of the last block (after a final LayerNorm) as
-    a one-element tuple, like the other backbones.
-    """
-
-    def __init__(self,
-                 embed_dims: int = 768,
-                 num_layers: int = 12,
-                 num_heads: int = 12,
-                 mlp_ratio: float = 4.0,
-                 patch_size: int = 16,
-                 img_size: Tuple[int, int] = (1024, 1024),
-                 window: int = WINDOW,
-                 global_blocks: Tuple[int, ...] = GLOBAL_BLOCKS) -> None:
-        super().__init__()
-        nn = torch.nn
-        self.patch_embed = nn.Conv2d(3, embed_dims, patch_size, patch_size)
-        grid = (img_size[0] // patch_size, img_size[1] // patch_size)
-        self.pos_embed = nn.Parameter(
-            torch.randn(1, grid[0], grid[1], embed_dims) * 0.02)
-        self.blocks = nn.ModuleList([
-            _WindowedBlock(embed_dims, num_heads, mlp_ratio,
-                           0 if i in global_blocks else window)
-            for i in range(num_layers)
-        ])
-        self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
-
-    def forward(self, x):
-        x = self.patch_embed(x).permute(0, 2, 3, 1)
-        if x.shape[1:3] != self.pos_embed.shape[1:3]:
-            raise ValueError('WindowedViT is built for one image size')
-        x = x + self.pos_embed
-        for block in self.blocks:
-            x = block(x)
-        return (self.norm(x).permute(0, 3, 1, 2), )
-
-
 def _register_peers() -> None:
     from mmengine.registry import MODELS
-    MODELS.register_module('BenchWindowedViT', module=WindowedViT, force=True)
+
+    from mmeac.analysis.vit_peers import FusedViTSAM
+    MODELS.register_module('BenchFusedViTSAM', module=FusedViTSAM, force=True)
+
+
+def global_blocks(num_layers: int) -> list:
+    """SAM's global-attention blocks: the last of each quarter of the
+    depth (2, 5, 8, 11 of ViT-B's 12)."""
+    return sorted({(i + 1) * num_layers // 4 - 1 for i in range(4)} - {-1})
 
 
 def tool_peer_cfg(kind: str,
@@ -214,16 +140,22 @@ def tool_peer_cfg(kind: str,
             drop_rate=0.0,
             drop_path_rate=0.0)
     if kind == 'win_vit':
-        globals_ = tuple(i for i in GLOBAL_BLOCKS if i < layers)
         return dict(
-            type='BenchWindowedViT',
-            embed_dims=d,
-            num_layers=layers,
-            num_heads=heads,
-            mlp_ratio=4.0,
+            type='BenchFusedViTSAM',
+            arch=dict(
+                embed_dims=d,
+                num_layers=layers,
+                num_heads=heads,
+                feedforward_channels=4 * d,
+                global_attn_indexes=global_blocks(layers)),
+            img_size=size,
             patch_size=patch_size,
-            img_size=(size, size),
-            global_blocks=globals_)
+            out_channels=0,
+            out_type='featmap',
+            use_rel_pos=True,
+            window_size=WINDOW,
+            drop_rate=0.0,
+            drop_path_rate=0.0)
     raise ValueError(f'not a tool peer: {kind!r}')
 
 
@@ -232,8 +164,9 @@ def windowed_vit_flops(embed_dims: int,
                        num_patches_hw,
                        patch_size: int = 16,
                        batch_size: int = 1) -> int:
-    """Forward FLOPs of :class:`WindowedViT` (linear layers on the real
-    tokens, window attention on the padded grid)."""
+    """Forward FLOPs of the windowed ViT (linear layers on the real
+    tokens, window attention on the padded grid; the relative-position
+    terms, under 1% of the total, are left out)."""
     from mmeac.ops.flops import vit_backbone_flops
     h, w = num_patches_hw
     n = h * w
@@ -246,7 +179,7 @@ def windowed_vit_flops(embed_dims: int,
         patch_size=patch_size,
         batch_size=batch_size)
     padded = (h + -h % WINDOW) * (w + -w % WINDOW)
-    n_global = len([i for i in GLOBAL_BLOCKS if i < num_layers])
+    n_global = len(global_blocks(num_layers))
     attn = 4 * batch_size * embed_dims * (
         n_global * n * n + (num_layers - n_global) * padded * WINDOW**2)
     return base['linear'] + attn
@@ -431,13 +364,19 @@ def _estimated_bytes(kind: str, mode: str, arch: dict, tokens: int,
 
     mmseg's ViT (``nn.MultiheadAttention`` with attention weights) holds
     ``heads x L^2`` score matrices: about 3 at a time in a forward, one per
-    layer (plus 2) kept for a backward. EAC and its dense twin use SDPA /
-    the core-periphery op, which never hold an ``L^2`` matrix on CPU.
+    layer (plus 2) kept for a backward. The windowed ViT holds its
+    ``heads x L^2`` relative-position bias in each global block (about 2 at
+    a time in a forward, one per global block plus 2 for a backward). EAC,
+    its dense twin and the SDPA ViT never hold an ``L^2`` matrix on CPU.
     """
-    if kind != 'vit':
-        return 0
     per_matrix = batch * arch['num_heads'] * tokens * tokens * 4
-    return per_matrix * (3 if mode == 'forward' else arch['num_layers'] + 2)
+    if kind == 'vit':
+        return per_matrix * (3 if mode == 'forward' else arch['num_layers'] +
+                             2)
+    if kind == 'win_vit':
+        return per_matrix * (2 if mode == 'forward' else
+                             len(global_blocks(arch['num_layers'])) + 2)
+    return 0
 
 
 def _cases(args, plan: Plan) -> List[Dict]:
@@ -476,10 +415,17 @@ def _set_budget(model, budget: Optional[int]) -> None:
 
 
 # -------------------------------------------------------------- measuring
-def _step_fn(model, scope: str, mode: str, inputs, samples):
+def _step_fn(model,
+             scope: str,
+             mode: str,
+             inputs,
+             samples,
+             budget: Optional[int] = None):
+    """One measured step of ``model`` (at EAC core budget ``budget``)."""
     from mmeac.analysis.analysis_models import output_sum, tensor_forward
 
     def forward():
+        _set_budget(model, budget)
         if scope == 'backbone':
             return model(inputs)
         return tensor_forward(model, inputs, samples)
@@ -500,20 +446,93 @@ def _step_fn(model, scope: str, mode: str, inputs, samples):
     return run
 
 
+def _case_entry(args, plan: Plan, case: Dict) -> Dict:
+    """The result entry of ``case`` before measuring: its size in patches
+    and tokens and its backbone FLOPs."""
+    from mmeac.ops.flops import eac_backbone_flops, vit_backbone_flops
+    kind, size, budget = case['kind'], case['size'], case['budget']
+    a = plan.arch
+    n = (size // plan.patch_size)**2
+    tokens = n + (budget or 0) if kind in ('eac', 'dense') else (
+        n + 1 if kind in ('vit', 'sdpa_vit') else n)
+    if kind == 'win_vit':
+        side = size // plan.patch_size
+        flops = windowed_vit_flops(
+            a['embed_dims'],
+            a['num_layers'], (side, side),
+            patch_size=plan.patch_size,
+            batch_size=args.batch_size)
+    elif kind in ('vit', 'sdpa_vit'):
+        flops = vit_backbone_flops(
+            a['embed_dims'],
+            a['num_layers'],
+            4,
+            n,
+            patch_size=plan.patch_size,
+            batch_size=args.batch_size)['total']
+    else:
+        flops = eac_backbone_flops(
+            a['embed_dims'],
+            a['num_layers'],
+            a['mlp_ratio'],
+            n,
+            budget,
+            patch_size=plan.patch_size,
+            dense=kind == 'dense',
+            batch_size=args.batch_size)['total']
+    return dict(
+        case,
+        model=LABELS[kind],
+        num_patches=n,
+        tokens=tokens,
+        batch_size=args.batch_size,
+        backbone_gflops_forward=flops / 1e9)
+
+
+def _skip_reason(args, plan: Plan, entry: Dict, limit: float) -> str:
+    """Why ``entry`` is not run ('' when it is)."""
+    kind, size, mode = entry['kind'], entry['size'], entry['mode']
+    gflops = entry['backbone_gflops_forward'] * (3 if mode == 'train' else 1)
+    need = _estimated_bytes(kind, mode, plan.arch, entry['tokens'],
+                            args.batch_size)
+    if f'{kind}@{size}' in args.skip:
+        return f'not run (--skip; estimated {gflops:.0f} GFLOPs)'
+    if args.max_gflops is not None and gflops > args.max_gflops:
+        return (f'estimated {gflops:.0f} GFLOPs > --max-gflops '
+                f'{args.max_gflops:.0f}')
+    if need > limit:
+        return (f'estimated attention memory {need / 2**30:.1f} GiB > '
+                f'limit {limit / 2**30:.1f} GiB')
+    return ''
+
+
+def _failure(err: BaseException) -> str:
+    msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
+    return f'failed: {type(err).__name__}: {msg}'
+
+
 def measure(args, plan: Plan, device: torch.device,
             results: List[Dict]) -> List[Dict]:
-    """Run every case, appending one entry per case to ``results`` (so
-    that an interrupted run keeps what it measured)."""
+    """Run every case, appending one entry per case to ``results``.
+
+    The cases of one (scope, size, mode) form a group: each model is built
+    once, every case's peak memory is measured on its own, then the cases
+    are timed round-robin. Entries are appended group by group, so that an
+    interrupted run keeps the groups it finished.
+    """
     from mmeac.analysis import release_freed_memory
     from mmeac.analysis.analysis_models import make_data_samples
     from mmeac.analysis.benchmark import (available_memory_bytes,
                                           peak_memory_bytes, summarize_times,
-                                          time_runs)
-    from mmeac.ops.flops import eac_backbone_flops, vit_backbone_flops
+                                          time_interleaved)
     limit = (
         args.mem_limit_gb * 2**30 if args.mem_limit_gb is not None else 0.8 *
         available_memory_bytes(device))
     cases = _cases(args, plan)
+    groups: Dict[Tuple, List[Dict]] = {}
+    for case in cases:
+        groups.setdefault((case['scope'], case['size'], case['mode']),
+                          []).append(case)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -522,124 +541,83 @@ def measure(args, plan: Plan, device: torch.device,
             desc='benchmark',
             file=sys.stderr,
             dynamic_ncols=True)
-    model, model_key = None, None
-    for case in cases:
-        scope, kind, size, budget, mode = (
-            case[k] for k in ('scope', 'kind', 'size', 'budget', 'mode'))
-        if bar is not None:
-            bar.set_postfix_str(f'{scope} {kind} {size}px '
-                                f'{"C=%d " % budget if budget else ""}{mode}')
-        n = (size // plan.patch_size)**2
-        tokens = n + (budget or 0) if kind in ('eac', 'dense') else (
-            n + 1 if kind in ('vit', 'sdpa_vit') else n)
-        a = plan.arch
-        if kind == 'win_vit':
-            side = size // plan.patch_size
-            flops = dict(
-                total=windowed_vit_flops(
-                    a['embed_dims'],
-                    a['num_layers'], (side, side),
-                    patch_size=plan.patch_size,
-                    batch_size=args.batch_size))
-        elif kind in ('vit', 'sdpa_vit'):
-            flops = vit_backbone_flops(
-                a['embed_dims'],
-                a['num_layers'],
-                4,
-                n,
-                patch_size=plan.patch_size,
-                batch_size=args.batch_size)
-        else:
-            flops = eac_backbone_flops(
-                a['embed_dims'],
-                a['num_layers'],
-                a['mlp_ratio'],
-                n,
-                budget,
-                patch_size=plan.patch_size,
-                dense=kind == 'dense',
-                batch_size=args.batch_size)
-        entry = dict(
-            case,
-            model=LABELS[kind],
-            num_patches=n,
-            tokens=tokens,
-            batch_size=args.batch_size,
-            backbone_gflops_forward=flops['total'] / 1e9)
-        need = _estimated_bytes(kind, mode, a, tokens, args.batch_size)
-        gflops = entry['backbone_gflops_forward'] * (3
-                                                     if mode == 'train' else 1)
-        if f'{kind}@{size}' in args.skip:
-            entry['skipped'] = (f'not run (--skip; estimated {gflops:.0f} '
-                                'GFLOPs)')
-            results.append(entry)
-            if bar is not None:
-                bar.update()
-            continue
-        if args.max_gflops is not None and gflops > args.max_gflops:
-            entry['skipped'] = (f'estimated {gflops:.0f} GFLOPs > '
-                                f'--max-gflops {args.max_gflops:.0f}')
-            results.append(entry)
-            if bar is not None:
-                bar.update()
-            continue
-        if need > limit:
-            entry['skipped'] = (f'estimated attention memory '
-                                f'{need / 2**30:.1f} GiB > limit '
-                                f'{limit / 2**30:.1f} GiB')
-            results.append(entry)
-            if bar is not None:
-                bar.update()
-            continue
-        key = (scope, kind, size if kind in ('vit', ) + TOOL_PEERS else None)
-        if key != model_key:
-            model = None
-            gc.collect()
-            torch.manual_seed(args.seed)
-            model = plan.build(kind, scope, size, args.num_classes).to(device)
-            model_key = key
-        model.train(mode == 'train')
-        if mode == 'train' and args.batch_size == 1:
-            _freeze_batch_norm(model)
-        _set_budget(model, budget)
+    for (scope, size, mode), group in groups.items():
+        entries, runs, models, run = [], {}, {}, None
         gen = torch.Generator().manual_seed(args.seed)
         inputs = torch.randn(
             args.batch_size, 3, size, size, generator=gen).to(device)
-        samples = make_data_samples(model, args.batch_size, size, size)
-        run = _step_fn(model, scope, mode, inputs, samples)
-        try:
-            warmup = args.warmup
-            if not args.no_memory:
-                # the first warmup run doubles as the memory run (an extra
-                # run without warmup); gradients start unallocated
-                model.zero_grad(set_to_none=True)
-                t0 = time.perf_counter()
+        for case in group:
+            kind, budget = case['kind'], case['budget']
+            if bar is not None:
+                bar.set_postfix_str(
+                    f'{scope} {kind} {size}px '
+                    f'{"C=%d " % budget if budget else ""}{mode}')
+            entry = _case_entry(args, plan, case)
+            entries.append(entry)
+            reason = _skip_reason(args, plan, entry, limit)
+            if reason:
+                entry['skipped'] = reason
+                continue
+            if kind not in models:
+                torch.manual_seed(args.seed)
+                model = plan.build(kind, scope, size, args.num_classes)
+                model = model.to(device)
+                model.train(mode == 'train')
+                if mode == 'train' and args.batch_size == 1:
+                    _freeze_batch_norm(model)
+                models[kind] = model
+            model = models[kind]
+            samples = make_data_samples(model, args.batch_size, size, size)
+            run = _step_fn(model, scope, mode, inputs, samples, budget)
+            runs[id(entry)] = run
+            if args.no_memory:
+                continue
+            # an extra, profiled run (it doubles as a warmup run);
+            # gradients start unallocated
+            model.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            try:
                 entry['peak_mem_mb'] = peak_memory_bytes(
-                    lambda: run(zero_grad=False),  # noqa: F821 (del below)
-                    device) / 2**20
-                profiled = time.perf_counter() - t0
-                warmup = max(warmup - 1, 0)
+                    lambda: run(zero_grad=False), device) / 2**20
+            except (RuntimeError, MemoryError, ValueError) as err:  # OOM
+                entry['skipped'] = _failure(err)
+                del runs[id(entry)]
+            entry['_profiled_s'] = time.perf_counter() - t0
+        timed = [e for e in entries if id(e) in runs]
+        try:
             if args.single_run and not args.no_memory:
-                times = [profiled]  # the profiled run is the timed run
-            else:
-                times = time_runs(run, device, args.repeats, warmup,
-                                  args.max_seconds)
-            stats = summarize_times(times)
-            entry.update(
+                # the profiled run is the timed run
+                times = {id(e): [e['_profiled_s']] for e in timed}
+            elif timed:
+                warmup = args.warmup if args.no_memory else max(
+                    args.warmup - 1, 0)
+                times = time_interleaved({id(e): runs[id(e)]
+                                          for e in timed}, device,
+                                         args.repeats, warmup,
+                                         args.max_seconds)
+        except (RuntimeError, MemoryError, ValueError) as err:
+            for e in timed:
+                e['skipped'] = _failure(err)
+            timed = []
+        for e in timed:
+            stats = summarize_times(times[id(e)])
+            e.update(
                 latency_ms=stats['median'] * 1e3,
-                latency_ms_runs=[t * 1e3 for t in times],
+                latency_ms_runs=[t * 1e3 for t in times[id(e)]],
                 latency_ms_std=stats['std'] * 1e3,
                 throughput_img_s=args.batch_size / stats['median'])
-        except (RuntimeError, MemoryError, ValueError) as err:  # e.g. OOM
-            msg = str(err).splitlines()[0][:200] if str(err) else repr(err)
-            entry['skipped'] = f'failed: {type(err).__name__}: {msg}'
-        model.zero_grad(set_to_none=True)
-        del run, inputs, samples
+        for e in entries:
+            e.pop('_profiled_s', None)
+        results.extend(entries)
+        for model in models.values():
+            model.zero_grad(set_to_none=True)
+        runs.clear()
+        models.clear()
+        run = inputs = None
         gc.collect()
-        release_freed_memory()  # hand the kept heap back between cases
-        results.append(entry)
+        release_freed_memory()  # hand the kept heap back between groups
         if bar is not None:
-            bar.update()
+            bar.update(len(group))
     if bar is not None:
         bar.close()
     return results
@@ -860,11 +838,13 @@ def plot(report: Dict, path: str) -> None:
                                              ('peak_mem_mb',
                                               'peak memory (MiB)')]):
             ax = axes[row][col]
+            plotted = False
             for label in labels:
                 pts = sorted((r['size'], r[key]) for r in rows
                              if _label(r) == label and r.get(key))
                 if pts:
                     ax.plot(*zip(*pts), marker='o', label=label)
+                    plotted = True
             ax.set_xscale('log', base=2)
             ax.set_yscale('log')
             sizes = sorted({r['size'] for r in rows})
@@ -875,7 +855,7 @@ def plot(report: Dict, path: str) -> None:
             ax.set_ylabel(ylabel)
             ax.set_title(f'{scope}, {mode}')
             ax.grid(True, which='both', alpha=0.3)
-            if labels:
+            if plotted:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
