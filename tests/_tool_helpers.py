@@ -1,4 +1,8 @@
-"""Shared helpers for the tests that run ``tools/*`` as subprocesses."""
+"""Shared helpers for the tests that run ``tools/*`` (as subprocesses or
+in-process through their ``main(argv)``)."""
+import contextlib
+import importlib.util
+import io
 import os
 import os.path as osp
 import re
@@ -46,6 +50,58 @@ def run(cmd: Sequence[str],
         capture_output=True,
         text=True,
         timeout=timeout)
+
+
+_TOOL_MODULES: Dict[str, object] = {}
+
+
+def call_tool(path: str,
+              *args: str,
+              cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run a tool's ``main(argv)`` in this process, like :func:`run`.
+
+    For checks of a tool's own logic and messages (bad input, one-line
+    errors), which do not need a fresh interpreter: it saves the seconds
+    of importing torch and the OpenMMLab stack again. Returns a
+    ``CompletedProcess`` with the exit status (``SystemExit`` and
+    ``main``'s return value), stdout and stderr.
+
+    Args:
+        path (str): The tool's file, absolute or relative to the repo
+            (e.g. ``'tools/test.py'``).
+        *args (str): Its command line.
+        cwd (str, optional): Working directory during the call.
+    """
+    path = path if osp.isabs(path) else osp.join(REPO, path)
+    module = _TOOL_MODULES.get(path)
+    if module is None:
+        name = 'mmeac_tool_' + osp.relpath(path, REPO).replace(
+            os.sep, '_').replace('.', '_')
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOL_MODULES[path] = module
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_argv = os.getcwd(), sys.argv
+    sys.argv = [path, *args]  # argparse names the tool after argv[0]
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(list(args))
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit('message')
+        err.write(f'{code}\n')
+        code = 1
+    return subprocess.CompletedProcess([path, *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 def load_toolkit():
