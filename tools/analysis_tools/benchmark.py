@@ -650,7 +650,8 @@ def scaling(results: List[Dict]) -> List[Dict]:
                 sizes=[r['size'] for r in rs],
                 time_exponent=fit_power_law(ns, [r['latency_ms'] for r in rs]),
                 memory_exponent=fit_power_law(
-                    ns, [r.get('peak_mem_mb', 0) for r in rs])))
+                    ns, [r['peak_mem_mb'] for r in rs]) if all(
+                        r.get('peak_mem_mb') for r in rs) else None))
     return out
 
 
