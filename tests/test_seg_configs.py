@@ -211,8 +211,12 @@ def test_dropin_swaps_only_backbone_and_neck():
     for key in set(ours['model']) | set(theirs['model']):
         if key not in ('backbone', 'neck', 'pretrained'):
             assert ours['model'].get(key) == theirs['model'].get(key), key
+    # configs/dropin/_base_/eac_parts.py adds the parts it names (eac_b,
+    # sfp, mln), the recipes' shared backbone and necks
+    added = ('custom_imports', 'find_unused_parameters', 'eac_b', 'sfp', 'mln')
+    assert set(ours) - set(theirs) == set(added)
     for key in set(ours) | set(theirs):
-        if key not in ('model', 'custom_imports', 'find_unused_parameters'):
+        if key not in ('model', ) + added:
             assert ours.get(key) == theirs.get(key), key
     model = _build(cfg)
     out = model.extract_feat(torch.zeros(1, 3, 64, 64))

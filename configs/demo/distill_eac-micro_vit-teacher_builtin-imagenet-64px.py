@@ -6,12 +6,10 @@
 # global token is matched to the teacher's CLS token (cosine), its patch
 # tokens to the teacher's (cosine + MSE) through a 64 -> 96 projection.
 # `bash tools/run_distill_demo.sh` runs teacher, distillation and the
-# linear probes that compare the student with a random one.
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs512_mae.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
+# linear probes that compare the student with a random one. The real
+# recipe, distill_eac-b_vit-b-teacher_8xb128-in1k-256px.py, shrunk: same
+# losses and optimizer, 600 iterations.
+_base_ = '../eac/distill_eac-b_vit-b-teacher_8xb128-in1k-256px.py'
 
 crop = 64
 data_root = 'data/distill_demo/imagenet'
@@ -19,82 +17,49 @@ data_root = 'data/distill_demo/imagenet'
 # passes the one it trained with --cfg-options model.teacher_ckpt=...
 teacher_ckpt = 'work_dirs/vit-micro_1xb32-600it_builtin-imagenet-64px/' \
     'iter_600.pth'
-# the teacher config's backbone, with all its tokens as output
-teacher = dict(
-    type='VisionTransformer',
-    arch=dict(
-        embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=384),
-    img_size=crop,
-    patch_size=8,
-    drop_rate=0.0,
-    out_type='raw')
-student = dict(
-    type='EACViT',
-    arch=dict(embed_dims=64, num_layers=4, num_heads=2, mlp_ratio=2.0),
-    patch_size=8,
-    max_cores=32,
-    drop_path_rate=0.0)
+# the student's size (replaces the base's arch='b')
+arch = dict(embed_dims=64, num_layers=4, num_heads=2, mlp_ratio=2.0)
 model = dict(
-    type='EACDistiller',
-    backbone=student,
-    teacher=teacher,
+    backbone=dict(
+        arch=dict(_delete_=True, **arch), patch_size=8, max_cores=32),
+    # the teacher config's backbone, with all its tokens as output
+    teacher=dict(
+        _delete_=True,
+        type='VisionTransformer',
+        arch=dict(
+            embed_dims=96, num_layers=4, num_heads=4,
+            feedforward_channels=384),
+        img_size=crop,
+        patch_size=8,
+        drop_rate=0.0,
+        out_type='raw'),
     teacher_ckpt=teacher_ckpt,
-    input_size=crop,
-    cls_loss_weight=1.0,
-    patch_cos_weight=1.0,
-    patch_mse_weight=1.0)
+    teacher_patch_size=None,  # patch 8 as the student: equal grids
+    teacher_dtype=None,  # float32
+    input_size=crop)
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=crop,
-        crop_ratio_range=(0.35, 1.0),
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs')
-]
+train_pipeline = _base_.train_pipeline
+train_pipeline[1].update(scale=crop, crop_ratio_range=(0.35, 1.0))
 train_dataloader = dict(
-    # a plain dict: the base's carries a `_scope_` key that default_collate
-    # would receive as an argument
-    collate_fn=dict(_delete_=True, type='default_collate'),
     batch_size=32,
     num_workers=1,
     persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(data_root=data_root, split='train', pipeline=train_pipeline))
+    sampler=dict(type='InfiniteSampler'),
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
 
+# the base's warm-up and cosine decay, per iteration; 600 iterations
 max_iters = 600
 warmup = 50
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1e-3, weight_decay=0.05, betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=3.0))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=0.01,
-        by_epoch=False,
-        begin=0,
-        end=warmup),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_iters - warmup,
-        eta_min=1e-5,
-        by_epoch=False,
-        begin=warmup,
-        end=max_iters)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+    optimizer=dict(lr=1e-3), paramwise_cfg=dict(_delete_=True))
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].update(start_factor=0.01, end=warmup)  # LinearLR
+param_scheduler[1].update(
+    T_max=max_iters - warmup, eta_min=1e-5, begin=warmup, end=max_iters)
+param_scheduler[0].update(by_epoch=False, convert_to_iter_based=False)
+param_scheduler[1].update(by_epoch=False, convert_to_iter_based=False)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(
-        type='SafeCheckpointHook',
-        by_epoch=False,
-        interval=max_iters,
-        max_keep_ckpts=1))
+    logger=dict(interval=50),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-find_unused_parameters = True  # cores beyond the step's budget get no grad
-randomness = dict(seed=0)

@@ -5,18 +5,11 @@
 # schedule and metric are mmpretrain's. The paper's protocols are
 # configs/eac/linear-probe_eac-b_8xb16-12.5k_in1k-256px.py and
 # configs/eac/eac-b_8xb128-ft-100e_in1k-256px.py.
-_base_ = 'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k-384px.py'
-# mmeac on top of whatever the base imports (a str, a list or nothing)
-__base_imports = _base_.get('custom_imports', {}).get('imports', [])
-custom_imports = dict(
-    imports=([__base_imports] if isinstance(__base_imports, str) else
-             list(__base_imports)) + ['mmeac'],
-    allow_failed_imports=False)
-
+_base_ = [
+    'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k-384px.py',
+    './_base_/eac.py'
+]
+# trained from scratch, as the ViT there
 model = dict(
     backbone=dict(
         _delete_=True, type='EACViT', arch='b', out_type='cls_token'))
-
-# The EAC backbone trains with nested dropout over its cores (cores outside
-# a step's budget get no gradient), which DDP must be told about.
-find_unused_parameters = True

@@ -5,21 +5,13 @@
 # decay follows EACViT.get_layer_depth; the core bank, core coordinates and
 # coordinate-update scales get no weight decay (mmeac does that for any
 # optimizer constructor).
-_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
-# mmeac on top of whatever the base imports (a str, a list or nothing)
-__base_imports = _base_.get('custom_imports', {}).get('imports', [])
-custom_imports = dict(
-    imports=([__base_imports] if isinstance(__base_imports, str) else
-             list(__base_imports)) + ['mmeac'],
-    allow_failed_imports=False)
-
+_base_ = [
+    'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py',
+    './_base_/eac.py'
+]
 model = dict(
     backbone=dict(
+        _base_.eac_b,
         _delete_=True,
-        type='EACViT',
-        arch='b',
         drop_path_rate=0.1,
-        out_type='avg_featmap',
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/eac-b_veca.pth')))
-find_unused_parameters = True
+        out_type='avg_featmap'))

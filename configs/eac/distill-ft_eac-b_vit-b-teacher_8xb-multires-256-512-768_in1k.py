@@ -19,17 +19,8 @@ load_from = 'work_dirs/distill_eac-b_vit-b-teacher_8xb128-in1k-256px/' \
     'epoch_100.pth'
 model = dict(input_size=resolutions)
 
-multires_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=resolutions[0],  # replaced by each resolution
-        crop_ratio_range=(0.2, 1.0),
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs')
-]
+# the 256 px stage's pipeline; MultiResolutionDataset sets the crop size
+multires_pipeline = _base_.train_pipeline
 train_dataloader = dict(
     batch_size=batch_sizes[0],
     num_workers=10,
@@ -52,21 +43,13 @@ train_dataloader = dict(
 max_iters = 30000
 warmup_iters = 1000
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_iters - warmup_iters,
-        eta_min=1e-6,
-        by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters)
-]
+# the 256 px stage's warm-up and cosine decay, per iteration
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].update(
+    by_epoch=False, end=warmup_iters, convert_to_iter_based=False)
+param_scheduler[1].update(
+    T_max=max_iters - warmup_iters, begin=warmup_iters, end=max_iters)
+param_scheduler[1].update(by_epoch=False, convert_to_iter_based=False)
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
 auto_scale_lr = dict(enable=False)
 default_hooks = dict(

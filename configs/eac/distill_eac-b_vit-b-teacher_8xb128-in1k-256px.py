@@ -23,6 +23,7 @@
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs512_mae.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/schedules/adamw_cos-100e.py',
 ]
 custom_imports = dict(imports=['mmeac'], allow_failed_imports=False)
 
@@ -72,12 +73,7 @@ train_dataloader = dict(
     num_workers=10,
     dataset=dict(pipeline=train_pipeline))
 
-max_epochs = 100
-warmup_epochs = 5
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=5e-4, weight_decay=0.05, betas=(0.9, 0.999)),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
@@ -86,27 +82,8 @@ optim_wrapper = dict(
             'core_coord_chunks': dict(decay_mult=0.0),
         }),
     clip_grad=dict(max_norm=3.0))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
-        eta_min=1e-6,
-        by_epoch=True,
-        begin=warmup_epochs,
-        end=max_epochs,
-        convert_to_iter_based=True)
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=1024)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=_base_.max_epochs)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3))
-find_unused_parameters = True  # cores beyond the step's budget get no grad
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/models/linear-cls_eac.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/schedules/adamw_cos-100e.py',
 ]
 
 model = dict(
@@ -30,40 +31,16 @@ train_dataloader = dict(batch_size=128)
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 
-max_epochs = 100
-warmup_epochs = 5
 optim_wrapper = dict(
-    type='OptimWrapper',  # `tools/train.py --amp` switches to AmpOptimWrapper
     constructor='LayerDecayOptimWrapperConstructor',
-    optimizer=dict(
-        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    optimizer=dict(lr=2e-3),
     paramwise_cfg=dict(layer_decay_rate=0.65))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
-        eta_min=1e-6,
-        by_epoch=True,
-        begin=warmup_epochs,
-        end=max_epochs,
-        convert_to_iter_based=True)
-]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+param_scheduler = _base_.param_scheduler
+param_scheduler[0].update(start_factor=1e-4)  # LinearLR warm-up
+train_cfg = dict(by_epoch=True, max_epochs=_base_.max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3))
-
-# Cores outside a step's budget get no gradient: tell DDP.
-find_unused_parameters = True
 randomness = dict(seed=0, diff_rank_seed=True)
-# base_batch_size = 8 GPUs x 128 images; USER SHOULD NOT CHANGE IT.
-auto_scale_lr = dict(base_batch_size=1024)

@@ -1,17 +1,14 @@
 # The linear probe of linear-probe_eac-b_1xb8-40k_ade20k-512x512.py at
-# 1024 x 1024 crops: the ADE pipeline scaled to 1024 and 1024 x 1024 sliding
-# windows (stride 683), as upernet_eac-b_ade20k-1024.py scales its 512 base.
-_base_ = './linear-probe_eac-b_1xb8-40k_ade20k-512x512.py'
-crop_size = (1024, 1024)
-train_pipeline = _base_.train_pipeline
-train_pipeline[2].update(scale=(4096, 1024))  # RandomResize
-train_pipeline[3].update(crop_size=crop_size)  # RandomCrop
-test_pipeline = _base_.test_pipeline
-test_pipeline[1].update(scale=(4096, 1024))  # Resize
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-data_preprocessor = dict(size=crop_size)
+# 1024 x 1024 crops: the ADE20K data at 1024 (ade20k-1024.py) and 1024 x 1024
+# sliding windows (stride 683), as upernet_eac-b_ade20k-1024.py scales the
+# 512 UperNet.
+_base_ = [
+    '../_base_/models/linear-probe_eac.py',
+    '../_base_/datasets/ade20k-1024.py', 'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/adamw_poly-40k.py'
+]
+train_dataloader = dict(batch_size=8)
+data_preprocessor = dict(size=_base_.crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    test_cfg=dict(crop_size=crop_size, stride=(683, 683)))
+    test_cfg=dict(crop_size=_base_.crop_size, stride=(683, 683)))
