@@ -3,8 +3,8 @@
 ``tools/train.py`` trains, checkpoints and resumes, ``tools/test.py`` reports
 bbox and segm mAP from mmdet's CocoMetric (checked against pycocotools on
 the dumped predictions) at an overridden core budget, and a budget the model
-does not have is a clear error; ``tools/dist_train.sh`` /
-``tools/dist_test.sh`` do the same on two gloo processes. The images are
+does not have is a clear error (the same on two gloo processes:
+``test_distributed.py``). The images are
 150 x 110 (non-square, not multiples of 16) and one in ten has no object.
 """
 import importlib.util
@@ -14,8 +14,7 @@ import pickle
 
 import pytest
 import torch
-from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
-                           tool_env, train_iters)
+from _tool_helpers import REPO, TOOLS, log_text, python_tool, run, train_iters
 
 from mmeac.testing import make_coco
 
@@ -168,40 +167,3 @@ def test_test_tool_rejects_missing_budget(det_run, det_base, monkeypatch,
         'budget' in err and '[8, 16]' in err
     assert not osp.exists(bad_out)
     assert not osp.exists(osp.join(det_base, 'test_bad'))
-
-
-def test_dist_train_and_test_two_gloo_processes(det_base):
-    work_dir = osp.join(det_base, 'dist')
-    proc = run([
-        'bash',
-        osp.join(TOOLS, 'dist_train.sh'), DEMO, '2', '--work-dir', work_dir,
-        '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-        'train_dataloader.batch_size=1', *FAST
-    ],
-               cwd=det_base,
-               env=tool_env({'PORT': str(free_port())}),
-               timeout=400)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = log_text(work_dir)
-    assert 'Distributed training: True' in text and 'GPU number: 2' in text
-    assert train_iters(text) == [1, 2]
-    assert 'coco/bbox_mAP:' in text and 'coco/segm_mAP:' in text
-    ckpt = osp.join(work_dir, 'iter_2.pth')
-    assert _ckpt(ckpt)['meta']['iter'] == 2
-
-    out = osp.join(det_base, 'dist.pkl')
-    proc = run([
-        'bash',
-        osp.join(TOOLS, 'dist_test.sh'), DEMO, ckpt, '2', '--work-dir',
-        osp.join(det_base, 'dist_test'), '--out', out, '--cfg-options', *FAST
-    ],
-               cwd=det_base,
-               env=tool_env({'PORT': str(free_port())}),
-               timeout=400)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(out, 'rb') as f:
-        result = pickle.load(f)
-    assert 0.0 <= result['metrics']['coco/bbox_mAP'] <= 1.0
-    assert 0.0 <= result['metrics']['coco/segm_mAP'] <= 1.0
-    # both ranks' predictions were gathered: every val image once
-    assert sorted(p['img_id'] for p in result['predictions']) == [1, 2, 3, 4]

@@ -1,6 +1,6 @@
-"""EACDistiller: losses, frozen teacher, budgets under DDP, checkpoints that
-load into the downstream configs, multi-resolution batches, bad input and
-the distillation demo chain."""
+"""EACDistiller: losses, frozen teacher, checkpoints that load into the
+downstream configs, multi-resolution batches, bad input and the distillation
+demo chain (budgets under DDP: ``test_distributed.py``)."""
 import copy
 import json
 import math
@@ -10,14 +10,11 @@ import subprocess
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from _tool_helpers import REPO, free_port, tool_env
+from _tool_helpers import REPO, tool_env
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint
 from torch.nn import functional as F
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 import mmeac  # noqa: F401
 from mmeac.models.distillers import (EACDistiller, cosine_distill_loss,
@@ -170,56 +167,6 @@ def test_teacher_frozen_bit_identical_no_grad(teacher_ckpt):
     fresh.load_state_dict(state, strict=True)
     for key, value in fresh.teacher.state_dict().items():
         assert torch.equal(value, before[key]), key
-
-
-# -------------------------------------------------------- budgets, 2 ranks
-def _dist_worker(rank, world, port, ckpt, steps, queue):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', rank=rank, world_size=world)
-    torch.manual_seed(0)  # same init on both ranks
-    model = _distiller(ckpt)
-    ddp = DDP(model, find_unused_parameters=True)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                            lr=1e-3)
-    torch.manual_seed(100 + rank)  # different data and RNG per rank
-    budgets = []
-    for _ in range(steps):
-        losses = ddp(torch.randn(2, 3, 32, 32), mode='loss')
-        loss = sum(v for k, v in losses.items() if 'loss' in k)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        budgets.append(int(losses['num_cores']))
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    # numpy: pickled by value (a tensor would go through shared memory that
-    # may vanish with the process)
-    queue.put((rank, budgets, flat.numpy().copy()))
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def test_budget_same_on_two_gloo_ranks(teacher_ckpt):
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    port = free_port()
-    procs = [
-        ctx.Process(
-            target=_dist_worker, args=(r, 2, port, teacher_ckpt, 8, queue))
-        for r in range(2)
-    ]
-    for p in procs:
-        p.start()
-    results = sorted(queue.get(timeout=240) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    (_, b0, w0), (_, b1, w1) = results
-    assert b0 == b1, (b0, b1)
-    assert len(set(b0)) > 1, 'nested dropout drew a single budget'
-    assert set(b0) <= {8, 16, 24, 32}
-    torch.testing.assert_close(torch.from_numpy(w0),
-                               torch.from_numpy(w1))  # replicas in sync
 
 
 # ------------------------------------------- checkpoints into downstream

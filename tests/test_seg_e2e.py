@@ -3,8 +3,8 @@
 Test-sized versions of the UperNet and linear-probe recipes
 (``configs/demo/*micro*``: 4 blocks of 32 channels, 16 cores, 64 px) train,
 checkpoint, resume and test through ``tools/train.py`` / ``tools/test.py``
-and on 2 gloo processes through ``tools/dist_train.sh`` /
-``tools/dist_test.sh``; the frozen probe leaves every backbone weight
+(on 2 gloo processes through the launchers: ``test_distributed.py``);
+the frozen probe leaves every backbone weight
 bit-identical; ``--cfg-options model.backbone.num_cores=K`` changes the
 number of cores the backbone runs with; the budget sweep writes its JSON,
 table and plot; bad input (missing dataset root, a checkpoint of another
@@ -18,8 +18,7 @@ import os.path as osp
 
 import pytest
 import torch
-from _tool_helpers import (REPO, TOOLS, free_port, log_text, python_tool, run,
-                           tool_env, train_iters)
+from _tool_helpers import REPO, TOOLS, log_text, python_tool, run, train_iters
 
 from mmeac.testing import make_ade20k
 
@@ -306,60 +305,3 @@ def test_eval_budgets_sweep(upernet_run, ade, tmp_path):
         ])
     assert exc.value.code == 2
     assert not osp.exists(bad_dir)
-
-
-def _dist(script, *args, cwd, timeout=600):
-    env = tool_env({'PORT': str(free_port())})
-    return run(['bash', osp.join(TOOLS, script), *args],
-               cwd=cwd,
-               env=env,
-               timeout=timeout)
-
-
-def test_dist_train_and_test_two_processes(ade, tmp_path):
-    """Nested dropout under DDP (gloo): every rank draws the same budget."""
-    work_dir = str(tmp_path / 'dist')
-    opts = [*_roots(ade), 'train_cfg.max_iters=2', 'train_cfg.val_interval=2']
-    proc = _dist(
-        'dist_train.sh',
-        UPERNET,
-        '2',
-        '--work-dir',
-        work_dir,
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = log_text(work_dir)
-    assert 'Distributed training: True' in text
-    assert train_iters(text) == [1, 2]
-    ckpt = osp.join(work_dir, 'iter_2.pth')
-    assert osp.isfile(ckpt)
-
-    out = str(tmp_path / 'dist_metrics.json')
-    proc = _dist(
-        'dist_test.sh',
-        UPERNET,
-        ckpt,
-        '2',
-        '--work-dir',
-        str(tmp_path / 'dist_test'),
-        '--out',
-        out,
-        '--cfg-options',
-        *_roots(ade),
-        'model.backbone.num_cores=8',
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(out) as f:
-        metrics = json.load(f)['metrics']
-    assert 0 <= metrics['mIoU'] <= 100
-    text = log_text(str(tmp_path / 'dist_test'))
-    assert 'Iter(test) [2/2]' in text  # 4 images over 2 ranks
-    # the single-process test at 8 cores scores the same
-    _, single = _test_in_process(
-        UPERNET,
-        ckpt,
-        tmp_path,
-        options=[*_roots(ade), 'model.backbone.num_cores=8'])
-    assert metrics['mIoU'] == pytest.approx(single['mIoU'], abs=1e-6)
