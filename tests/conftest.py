@@ -42,16 +42,34 @@ def pytest_runtest_setup(item):
 # (``tmp_path`` + ``shutil.copytree`` or ``copy_work_dir``).
 # --------------------------------------------------------------------------
 @pytest.fixture(scope='session')
-def ade_root(tmp_path_factory) -> str:
+def builtin_data(tmp_path_factory):
+    """``builtin_data(kind, size=64, num_train=6, num_val=2, seed=0)``: the
+    root of a built-in dataset (``kind``: ``'ade20k'``, ``'coco'`` or
+    ``'imagenet'``, see :mod:`mmeac.testing.synthetic`), made once per
+    session for each set of arguments."""
+    from mmeac.testing import synthetic
+    made = {}
+
+    def get(kind: str, size=64, num_train=6, num_val=2, seed=0) -> str:
+        key = (kind, size, num_train, num_val, seed)
+        if key not in made:
+            out = str(tmp_path_factory.mktemp(kind))
+            made[key] = getattr(synthetic, f'make_{kind}')(
+                out,
+                size=size,
+                num_train=num_train,
+                num_val=num_val,
+                seed=seed)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope='session')
+def ade_root(builtin_data) -> str:
     """Built-in ADE20K-layout data: 64 px, 6 training and 2 validation
-    images, seed 0 (``mmeac.testing.make_ade20k``)."""
-    from mmeac.testing import make_ade20k
-    return make_ade20k(
-        str(tmp_path_factory.mktemp('ade64')),
-        size=64,
-        num_train=6,
-        num_val=2,
-        seed=0)
+    images, seed 0."""
+    return builtin_data('ade20k')
 
 
 @pytest.fixture(scope='session')

@@ -70,22 +70,16 @@ def trained(upernet_run, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def opts(ade_root):
-    return data_root_options(ade_root)
+    """``--cfg-options`` for the session's data (more may follow)."""
+    return ['--cfg-options', *data_root_options(ade_root)]
 
 
 # ------------------------------------------------------- fitting the model
 def test_test_refuses_checkpoint_of_other_model(trained, opts, tmp_path):
     """The README's promise: a wrong-shape checkpoint is an error."""
     before = snapshot(trained['base'])
-    proc = call_tool(
-        TEST,
-        PROBE,
-        trained['ckpt'],
-        '--out',
-        str(tmp_path / 'out.json'),
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+    argv = [PROBE, trained['ckpt'], '--out', str(tmp_path / 'out.json')]
+    proc = call_tool(TEST, *argv, *opts, cwd=str(tmp_path))
     line = one_error_line(proc, 'test.py')
     assert f"checkpoint '{trained['ckpt']}'" in line
     assert f"config '{PROBE}'" in line
@@ -99,18 +93,9 @@ def test_test_refuses_checkpoint_of_other_model(trained, opts, tmp_path):
 
 def test_partial_load_says_what_it_skipped(trained, opts, tmp_path):
     out = str(tmp_path / 'out.json')
-    proc = call_runner_tool(
-        TEST,
-        PROBE,
-        trained['ckpt'],
-        '--partial-load',
-        '--work-dir',
-        str(tmp_path / 'wd'),
-        '--out',
-        out,
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+    argv = [PROBE, trained['ckpt'], '--partial-load', '--out', out]
+    argv += ['--work-dir', str(tmp_path / 'wd'), *opts]
+    proc = call_runner_tool(TEST, *argv, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     # the probe has 67 tensors; all but its head's conv come from the file
@@ -121,27 +106,15 @@ def test_partial_load_says_what_it_skipped(trained, opts, tmp_path):
 
 def test_backbone_only_file(trained, opts, tmp_path):
     """Strict: refused (the head is missing); partial: into the backbone."""
-    proc = call_tool(
-        TEST,
-        UPERNET,
-        trained['backbone_only'],
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+    argv = [UPERNET, trained['backbone_only'], *opts]
+    proc = call_tool(TEST, *argv, cwd=str(tmp_path))
     line = one_error_line(proc, 'test.py')
     assert 'missing from the file: backbone.' in line
     assert os.listdir(tmp_path) == []
 
+    wd = ['--work-dir', str(tmp_path / 'wd')]
     proc = call_runner_tool(
-        TEST,
-        UPERNET,
-        trained['backbone_only'],
-        '--partial-load',
-        '--work-dir',
-        str(tmp_path / 'wd'),
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+        TEST, *argv, '--partial-load', *wd, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     n_backbone = sum(k.startswith('backbone.') for k in trained['state'])
     n_model = len(trained['state'])
@@ -150,13 +123,8 @@ def test_backbone_only_file(trained, opts, tmp_path):
 
 
 def test_train_load_from_must_fit(trained, opts, tmp_path):
-    proc = call_tool(
-        TRAIN,
-        UPERNET,
-        '--cfg-options',
-        *opts,
-        f"load_from={trained['backbone_only']}",
-        cwd=str(tmp_path))
+    load_from = f"load_from={trained['backbone_only']}"
+    proc = call_tool(TRAIN, UPERNET, *opts, load_from, cwd=str(tmp_path))
     line = one_error_line(proc, 'train.py')
     assert f"checkpoint '{trained['backbone_only']}' does not fit the " \
         f"model of config '{UPERNET}'" in line
@@ -164,14 +132,8 @@ def test_train_load_from_must_fit(trained, opts, tmp_path):
 
 
 def test_resume_needs_training_state(trained, opts, tmp_path):
-    proc = call_tool(
-        TRAIN,
-        UPERNET,
-        '--resume',
-        trained['backbone_only'],
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+    argv = [UPERNET, '--resume', trained['backbone_only'], *opts]
+    proc = call_tool(TRAIN, *argv, cwd=str(tmp_path))
     line = one_error_line(proc, 'train.py')
     assert 'holds weights but no training state' in line
     assert f"load_from='{trained['backbone_only']}'" in line
@@ -201,8 +163,8 @@ def test_unreadable_checkpoint_one_line(kind, tool, trained, ade_root, opts,
     img = osp.join(ade_root, 'images', 'validation', 'ADE_val_00000001.jpg')
     analysis = osp.join('tools', 'analysis_tools', tool)
     args = {
-        'test.py': (TEST, UPERNET, path, '--cfg-options', *opts),
-        'eval_budgets.py': (analysis, UPERNET, path, '--cfg-options', *opts),
+        'test.py': (TEST, UPERNET, path, *opts),
+        'eval_budgets.py': (analysis, UPERNET, path, *opts),
         'visualize_cores.py':
         (analysis, img, UPERNET, path, '--out-dir', str(tmp_path / 'cores')),
     }[tool]
@@ -217,7 +179,7 @@ def _train_args(work_dir: str, opts: list, *extra: str, resume=False):
     """train.py's command line: a checkpoint after every iteration, only
     the newest kept."""
     return (UPERNET, '--work-dir', work_dir, *(['--resume'] if resume else []),
-            '--cfg-options', *opts, 'default_hooks.checkpoint.interval=1',
+            *opts, 'default_hooks.checkpoint.interval=1',
             'default_hooks.checkpoint.max_keep_ckpts=1',
             'train_cfg.val_interval=100', *extra)
 
@@ -286,17 +248,9 @@ def _auto_resume(work_dir: str,
     """``--resume`` without a value, or ``resume=True`` in the config."""
     flag = [how] if how == '--resume' else []
     extra = [how] if how != '--resume' else []
+    argv = [UPERNET, '--work-dir', work_dir, *flag, *opts, *extra]
     return call_runner_tool(
-        TRAIN,
-        UPERNET,
-        '--work-dir',
-        work_dir,
-        *flag,
-        '--cfg-options',
-        *opts,
-        f'train_cfg.max_iters={max_iters}',
-        *extra,
-        cwd=cwd)
+        TRAIN, *argv, f'train_cfg.max_iters={max_iters}', cwd=cwd)
 
 
 def test_resume_skips_unreadable_newest(two_checkpoints, opts, tmp_path):
@@ -340,16 +294,8 @@ def test_explicit_unreadable_resume_is_not_skipped(two_checkpoints, opts,
     with open(newest, 'r+b') as f:
         f.truncate(1000)
     before = snapshot(work_dir)
-    proc = call_tool(
-        TRAIN,
-        UPERNET,
-        '--work-dir',
-        work_dir,
-        '--resume',
-        newest,
-        '--cfg-options',
-        *opts,
-        cwd=str(tmp_path))
+    argv = [UPERNET, '--work-dir', work_dir, '--resume', newest, *opts]
+    proc = call_tool(TRAIN, *argv, cwd=str(tmp_path))
     line = one_error_line(proc, 'train.py')
     assert f"checkpoint '{newest}' cannot be read" in line
     assert snapshot(work_dir) == before

@@ -81,17 +81,9 @@ def test_annotation_size_mismatch_names_both_files(ade_root, ckpt, tmp_path):
     before = snapshot(root)
     work = tmp_path / 'work'
     work.mkdir()
-    proc = call_runner_tool(
-        TEST,
-        UPERNET,
-        ckpt,
-        '--out',
-        str(work / 'm.json'),
-        '--show-dir',
-        str(work / 'vis'),
-        '--cfg-options',
-        *data_root_options(root),
-        cwd=str(work))
+    argv = [UPERNET, ckpt, '--out', str(work / 'm.json'), '--show-dir']
+    argv += [str(work / 'vis'), '--cfg-options', *data_root_options(root)]
+    proc = call_runner_tool(TEST, *argv, cwd=str(work))
     line = run_error_line(proc, 'test.py')
     assert line == (
         "test.py: error: annotation '"
@@ -117,13 +109,9 @@ def test_image_shrunk_below_one_patch(ade_root, tmp_path):
     root = _bad_copy(ade_root, tmp_path / 'data', elongate)
     work = tmp_path / 'work'
     work.mkdir()
-    proc = call_runner_tool(
-        TRAIN,
-        UPERNET,
-        '--cfg-options',
-        *data_root_options(root, 'train_dataloader.sampler.shuffle=False',
-                           'train_dataloader.batch_size=1'),
-        cwd=str(work))
+    opts = data_root_options(root, 'train_dataloader.sampler.shuffle=False',
+                             'train_dataloader.batch_size=1')
+    proc = call_runner_tool(TRAIN, UPERNET, '--cfg-options', *opts, cwd=work)
     line = run_error_line(proc, 'train.py')
     img = osp.join(root, 'images', 'training', name + '.jpg')
     assert line.startswith(f"train.py: error: image '{img}': ")
@@ -170,15 +158,9 @@ def test_unwritable_output(option, ade_root, ckpt, tmp_path):
     blocker.write_text('mine\n')
     target = str(blocker / ('vis' if option == '--show-dir' else 'm.json'))
     before = snapshot(str(tmp_path))
-    proc = call_tool(
-        TEST,
-        UPERNET,
-        ckpt,
-        option,
-        target,
-        '--cfg-options',
-        *data_root_options(ade_root),
-        cwd=str(tmp_path))
+    argv = [UPERNET, ckpt, option, target, '--cfg-options']
+    argv += data_root_options(ade_root)
+    proc = call_tool(TEST, *argv, cwd=str(tmp_path))
     line = one_error_line(proc, 'test.py')
     assert line == (f"test.py: error: {option} '{target}' cannot be "
                     f"created: '{blocker}' is a file")
