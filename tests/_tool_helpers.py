@@ -387,8 +387,15 @@ def call_runner_tool(path: str,
                      cwd: Optional[str] = None) -> subprocess.CompletedProcess:
     """:func:`call_tool` for a run that builds an MMEngine runner (trains,
     tests): in :func:`fresh_mmengine_state`, on one torch thread like a
-    tool subprocess (:func:`tool_env`)."""
+    tool subprocess (:func:`tool_env`). The upstream libraries' own
+    warnings, which a tool subprocess prints on its stderr, are not
+    reported; mmeac's are."""
+    import warnings
+
     import torch
-    with fresh_mmengine_state():
+    with fresh_mmengine_state(), warnings.catch_warnings():
+        warnings.filterwarnings(
+            'ignore',
+            module=r'(mmengine|mmcv|mmseg|mmdet|mmpretrain|pycocotools)\b')
         torch.set_num_threads(1)
         return call_tool(path, *args, cwd=cwd)
