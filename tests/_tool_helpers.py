@@ -207,3 +207,195 @@ def miou_from_predictions(predictions: List[dict],
             p[p == g], minlength=num_classes)[:num_classes]
     present = union > 0
     return float(np.mean(inter[present] / union[present]) * 100)
+
+
+# --------------------------------------------------------------------------
+# Shared by the tests of tools under bad input and faults
+# --------------------------------------------------------------------------
+#: The test-sized EAC UperNet (4 iterations, checkpoints at 2 and 4).
+UPERNET_MICRO = osp.join(REPO, 'configs', 'demo',
+                         'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
+
+
+def data_root_options(root: str, *extra: str) -> List[str]:
+    """``--cfg-options`` pointing the three data loaders at ``root``."""
+    return [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ] + list(extra)
+
+
+def snapshot(path: str) -> Dict[str, str]:
+    """``relative path -> sha256`` of every file (and every directory, as
+    ``name/ -> ''``) under ``path``: compare two to prove nothing changed."""
+    import hashlib
+    out = {}
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs:
+            out[osp.relpath(osp.join(dirpath, name), path) + '/'] = ''
+        for name in files:
+            full = osp.join(dirpath, name)
+            with open(full, 'rb') as f:
+                out[osp.relpath(full,
+                                path)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def one_error_line(proc: subprocess.CompletedProcess, tool: str) -> str:
+    """The single stderr line ``tool: error: ...`` of a run that exited 2."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f'{tool}: error: '), lines[0]
+    return lines[0]
+
+
+def run_error_line(proc: subprocess.CompletedProcess, tool: str) -> str:
+    """An error found while the runner runs: after the libraries' own
+    warnings, the last stderr line is the error (exit 2, no traceback)."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ': error: ' in ln]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert errors == [last] and last.startswith(f'{tool}: error: '), last
+    return last
+
+
+def newest_log_text(work_dir: str) -> str:
+    """Text of the newest run log in a work dir (runs: ``<timestamp>/``)."""
+    runs = sorted(
+        e for e in os.listdir(work_dir)
+        if osp.isfile(osp.join(work_dir, e, f'{e}.log')))
+    assert runs, f'no run log in {work_dir}'
+    with open(osp.join(work_dir, runs[-1], runs[-1] + '.log')) as f:
+        return f.read()
+
+
+def copy_work_dir(src: str, dst: str) -> str:
+    """Copy a training work dir; its ``last_checkpoint`` (an absolute path)
+    is made to point into the copy."""
+    import shutil
+    shutil.copytree(src, dst)
+    pointer = osp.join(dst, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            name = osp.basename(f.read().strip())
+        with open(pointer, 'w') as f:
+            f.write(osp.join(dst, name))
+    return dst
+
+
+def kill_when(cmd: Sequence[str], cwd: str, ready, timeout: float = 240):
+    """Start ``cmd``; ``kill -9`` it as soon as ``ready()`` returns
+    something other than None, and return that. Fails the test if the
+    process ends (or ``timeout`` passes) first."""
+    import signal
+    import time
+
+    import pytest
+    proc = subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            found = ready()
+            if found is not None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                assert proc.returncode == -signal.SIGKILL
+                return found
+            time.sleep(0.0005)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pytest.fail('the run ended before the moment to kill it came')
+
+
+@contextlib.contextmanager
+def fresh_mmengine_state():
+    """Let MMEngine code run as in a fresh process, then restore ours.
+
+    MMEngine keeps named global instances (loggers, message hubs, the
+    visualizer named ``'visualizer'``, default scopes): a second runner in
+    the same process would reuse the first one's, writing its log and
+    images into the first run's directories. Inside the block every
+    ``ManagerMixin`` class starts empty; afterwards the old instances come
+    back, the new loggers' files are closed, and the global state a runner
+    sets (RNG states, deterministic algorithms, cuDNN flags, the
+    multiprocessing start method, OpenCV threads, environment variables,
+    the torch thread count) is put back.
+    """
+    import random
+
+    import cv2
+    import torch
+    import torch.multiprocessing as mp
+    from mmengine.utils import ManagerMixin
+
+    classes, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        if cls not in classes:
+            classes.append(cls)
+            todo.extend(cls.__subclasses__())
+    saved = {cls: cls.__dict__['_instance_dict'] for cls in classes}
+    state = dict(
+        env=dict(os.environ),
+        py_rng=random.getstate(),
+        np_rng=np.random.get_state(),
+        torch_rng=torch.get_rng_state(),
+        deterministic=torch.are_deterministic_algorithms_enabled(),
+        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn=(torch.backends.cudnn.deterministic,
+               torch.backends.cudnn.benchmark),
+        mp_method=mp.get_start_method(allow_none=True),
+        cv2_threads=cv2.getNumThreads(),
+        threads=torch.get_num_threads())
+    for cls in classes:
+        cls._instance_dict = type(saved[cls])()
+    try:
+        yield
+    finally:
+        from mmengine.logging import MMLogger
+        for logger in MMLogger._instance_dict.values():
+            for handler in logger.handlers:
+                handler.close()
+        for cls in classes:
+            cls._instance_dict = saved[cls]
+        os.environ.clear()
+        os.environ.update(state['env'])
+        random.setstate(state['py_rng'])
+        np.random.set_state(state['np_rng'])
+        torch.set_rng_state(state['torch_rng'])
+        torch.use_deterministic_algorithms(
+            state['deterministic'], warn_only=state['warn_only'])
+        (torch.backends.cudnn.deterministic,
+         torch.backends.cudnn.benchmark) = state['cudnn']
+        if mp.get_start_method(allow_none=True) != state['mp_method']:
+            mp.set_start_method(state['mp_method'], force=True)
+        cv2.setNumThreads(state['cv2_threads'])
+        torch.set_num_threads(state['threads'])
+
+
+def call_runner_tool(path: str,
+                     *args: str,
+                     cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+    """:func:`call_tool` for a run that builds an MMEngine runner (trains,
+    tests): in :func:`fresh_mmengine_state`, on one torch thread like a
+    tool subprocess (:func:`tool_env`). The upstream libraries' own
+    warnings, which a tool subprocess prints on its stderr, are not
+    reported; mmeac's are."""
+    import warnings
+
+    import torch
+    with fresh_mmengine_state(), warnings.catch_warnings():
+        warnings.filterwarnings(
+            'ignore',
+            module=r'(mmengine|mmcv|mmseg|mmdet|mmpretrain|pycocotools)\b')
+        torch.set_num_threads(1)
+        return call_tool(path, *args, cwd=cwd)

@@ -34,3 +34,75 @@ def pytest_runtest_setup(item):
     if os.environ.get('CI'):
         pytest.fail(f'{msg} (CI must run the parity tests)', pytrace=False)
     pytest.skip(msg)
+
+
+# --------------------------------------------------------------------------
+# Session-scoped data and a trained model (one per pytest-xdist worker).
+# They are shared: treat them as read-only, copy before changing anything
+# (``tmp_path`` + ``shutil.copytree`` or ``copy_work_dir``).
+# --------------------------------------------------------------------------
+@pytest.fixture(scope='session')
+def builtin_data(tmp_path_factory):
+    """``builtin_data(kind, size=64, num_train=6, num_val=2, seed=0)``: the
+    root of a built-in dataset (``kind``: ``'ade20k'``, ``'coco'`` or
+    ``'imagenet'``, see :mod:`mmeac.testing.synthetic`), made once per
+    session for each set of arguments."""
+    from mmeac.testing import synthetic
+    made = {}
+
+    def get(kind: str, size=64, num_train=6, num_val=2, seed=0) -> str:
+        key = (kind, size, num_train, num_val, seed)
+        if key not in made:
+            out = str(tmp_path_factory.mktemp(kind))
+            made[key] = getattr(synthetic, f'make_{kind}')(
+                out,
+                size=size,
+                num_train=num_train,
+                num_val=num_val,
+                seed=seed)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope='session')
+def ade_root(builtin_data) -> str:
+    """Built-in ADE20K-layout data: 64 px, 6 training and 2 validation
+    images, seed 0."""
+    return builtin_data('ade20k')
+
+
+@pytest.fixture(scope='session')
+def upernet_run(ade_root, tmp_path_factory) -> dict:
+    """The micro EAC UperNet demo config trained by ``tools/train.py`` in a
+    real process on :func:`ade_root`: 4 iterations, seed 0, deterministic,
+    checkpoints ``iter_2.pth`` and ``iter_4.pth`` (validation at 4).
+
+    Returns a dict: ``config``, ``work_dir``, ``options`` (the
+    ``--cfg-options`` it ran with: rerun with them to get the same bits),
+    ``output`` (its stdout + stderr).
+    """
+    from _tool_helpers import (UPERNET_MICRO, data_root_options, python_tool,
+                               run)
+    base = str(tmp_path_factory.mktemp('upernet_run'))
+    work_dir = osp.join(base, 'run')
+    options = data_root_options(ade_root, 'randomness.seed=0',
+                                'randomness.deterministic=True')
+    proc = run(
+        python_tool('train.py', UPERNET_MICRO, '--work-dir', work_dir,
+                    '--cfg-options', *options),
+        cwd=base)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(
+        config=UPERNET_MICRO,
+        work_dir=work_dir,
+        options=options,
+        output=proc.stdout + proc.stderr)
+
+
+@pytest.fixture
+def upernet_work_dir(upernet_run, tmp_path) -> str:
+    """A copy of :func:`upernet_run`'s work dir in ``tmp_path / 'run'``
+    (``last_checkpoint`` points into the copy), free to change."""
+    from _tool_helpers import copy_work_dir
+    return copy_work_dir(upernet_run['work_dir'], str(tmp_path / 'run'))

@@ -1,52 +1,30 @@
 """Exact resume through the real tools: train N iterations == train k,
-kill -9, resume, train to N (bit-identical weights on the CPU)."""
+kill -9, resume, train to N (bit-identical weights on the CPU).
+
+This is also the test of a run killed between two checkpoint saves: it
+resumes from the newest one with ``--resume`` (the kill during a save is in
+``test_trust_checkpoints.py``).
+
+The uninterrupted reference is the session's ``upernet_run`` (N = 4,
+checkpoints every 2 iterations, seed 0, deterministic); the runs here use
+its exact options, each in a real ``tools/train.py`` process with the same
+environment (one thread), so bits can be compared.
+"""
 import os.path as osp
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from _tool_helpers import REPO, TOOLS, tool_env
+from _tool_helpers import (kill_when, newest_log_text, python_tool, run,
+                           train_iters)
 
-CONFIG = osp.join(REPO, 'configs', 'demo',
-                  'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
-N = 8
-OPTIONS = [
-    '--cfg-options', f'train_cfg.max_iters={N}', f'train_cfg.val_interval={N}',
-    f'param_scheduler.1.end={N}', 'randomness.seed=0',
-    'randomness.deterministic=True', 'default_hooks.checkpoint.interval=2',
-    'default_hooks.checkpoint.max_keep_ckpts=10'
-]
+N = 4  # upernet_run's iterations
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp('resume')
-    cmd = [
-        sys.executable,
-        osp.join(TOOLS, 'misc', 'make_builtin_data.py'), 'ade20k', '--out',
-        osp.join('data', 'demo'), '--size', '64', '--num-train', '6',
-        '--num-val', '2'
-    ]
-    proc = subprocess.run(
-        cmd,
-        cwd=root,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return root
-
-
-def _train_cmd(work_dir, *extra):
-    return [
-        sys.executable,
-        osp.join(TOOLS, 'train.py'), CONFIG, '--work-dir',
-        str(work_dir), *extra, *OPTIONS
-    ]
+def _train_cmd(upernet_run, work_dir, *extra):
+    return python_tool('train.py', upernet_run['config'], '--work-dir',
+                       str(work_dir), *extra, '--cfg-options',
+                       *upernet_run['options'])
 
 
 def _weights(path):
@@ -54,47 +32,29 @@ def _weights(path):
     return ckpt['state_dict'], ckpt
 
 
-def test_kill_and_resume_is_bit_identical(data_dir):
-    env = tool_env()
-    full = data_dir / 'full'
-    proc = subprocess.run(
-        _train_cmd(full),
-        cwd=data_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_kill_and_resume_is_bit_identical(upernet_run, tmp_path):
+    """Killed between two saves (iter_2.pth written, iter_4.pth not yet),
+    resumed with ``--resume`` (the newest checkpoint of the work dir)."""
+    full = upernet_run['work_dir']
+    cut = tmp_path / 'cut'
+    pointer = cut / 'last_checkpoint'
 
-    cut = data_dir / 'cut'
-    victim = subprocess.Popen(
-        _train_cmd(cut),
-        cwd=data_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    first = cut / 'iter_2.pth'
-    deadline = time.time() + 600
-    while not (first.exists() and (cut / 'last_checkpoint').exists()):
-        assert victim.poll() is None, 'training ended before iteration 2'
-        assert time.time() < deadline
-        time.sleep(0.01)
-    time.sleep(0.2)  # let torch.save finish the file it is writing
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=60)
-    assert victim.returncode == -signal.SIGKILL
+    def iter2_saved():
+        if pointer.is_file() and (cut / 'iter_2.pth').is_file():
+            if pointer.read_text().endswith('iter_2.pth'):
+                return True
+        return None
+
+    kill_when(_train_cmd(upernet_run, cut), str(tmp_path), iter2_saved)
     assert not (cut / f'iter_{N}.pth').exists(), 'the run was not cut short'
 
-    resumed = subprocess.run(
-        _train_cmd(cut, '--resume', str(first)),
-        cwd=data_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    resumed = run(_train_cmd(upernet_run, cut, '--resume'), cwd=str(tmp_path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    text = newest_log_text(str(cut))
+    assert 'resumed epoch: 0, iter: 2' in text
+    assert train_iters(text) == [3, 4]
 
-    ref, ref_ckpt = _weights(full / f'iter_{N}.pth')
+    ref, ref_ckpt = _weights(osp.join(full, f'iter_{N}.pth'))
     got, got_ckpt = _weights(cut / f'iter_{N}.pth')
     assert ref.keys() == got.keys()
     differ = [k for k in ref if not torch.equal(ref[k], got[k])]
@@ -109,32 +69,30 @@ def test_kill_and_resume_is_bit_identical(data_dir):
     # the backbone's state dict carries no RNG key (authors' files load
     # strictly)
     assert not any('rng' in k for k in ref)
+    assert got_ckpt['meta']['iter'] == N
+    # AdamW counted all N steps (core chunks beyond a drawn budget skip some)
+    assert max(
+        int(s['step']) for s in got_ckpt['optimizer']['state'].values()) == N
 
 
-def test_resume_without_rng_state_diverges_and_warns(data_dir):
+def test_resume_without_rng_state_diverges_and_warns(upernet_run, tmp_path):
     """The control: a checkpoint stripped of the RNG state resumes with a
     warning and, since budgets and augmentation are drawn afresh, ends
     elsewhere; so the test above can fail."""
-    env = tool_env()
-    full = data_dir / 'full'
-    if not (full / f'iter_{N}.pth').exists():
-        pytest.skip('needs test_kill_and_resume_is_bit_identical first')
+    full = upernet_run['work_dir']
     ckpt = torch.load(
-        full / 'iter_2.pth', map_location='cpu', weights_only=False)
+        osp.join(full, 'iter_2.pth'), map_location='cpu', weights_only=False)
     del ckpt['eac_rng_state']
-    stripped_dir = data_dir / 'stripped'
+    stripped_dir = tmp_path / 'stripped'
     stripped_dir.mkdir()
     torch.save(ckpt, stripped_dir / 'start.pth')
-    proc = subprocess.run(
-        _train_cmd(stripped_dir, '--resume', str(stripped_dir / 'start.pth')),
-        cwd=data_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
+    proc = run(
+        _train_cmd(upernet_run, stripped_dir, '--resume',
+                   str(stripped_dir / 'start.pth')),
+        cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'holds no RNG state' in proc.stdout + proc.stderr
-    ref, _ = _weights(full / f'iter_{N}.pth')
+    ref, _ = _weights(osp.join(full, f'iter_{N}.pth'))
     got, _ = _weights(stripped_dir / f'iter_{N}.pth')
     assert any(not torch.equal(ref[k], got[k]) for k in ref)
 

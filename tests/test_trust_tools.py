@@ -6,89 +6,34 @@ image the pipeline shrinks below one patch, an unwritable ``--show-dir`` /
 ``--out``; the data generator and ``run_demo.sh`` refuse directories they
 did not make; ``EACViT`` refuses NaN/inf input in eval mode; the demo's
 progress filter turns a real training log into progress lines.
+
+The tools run in-process (``call_tool``, ``call_runner_tool``): what is
+tested is their own logic and messages; ``run_demo.sh`` and the progress
+filter run as real processes.
 """
-import hashlib
 import os
 import os.path as osp
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import REPO, TOOLS, python_tool, run, tool_env
+from _tool_helpers import TOOLS
+from _tool_helpers import UPERNET_MICRO as UPERNET
+from _tool_helpers import (call_runner_tool, call_tool, data_root_options,
+                           one_error_line, run_error_line, snapshot, tool_env)
 from PIL import Image
 
 from mmeac.errors import NonFiniteInputError
-from mmeac.testing import make_ade20k
 
-UPERNET = osp.join(REPO, 'configs', 'demo',
-                   'upernet_eac-micro_1xb2-4it_builtin-ade20k-64x64.py')
-
-
-def _opts(root: str, *extra: str) -> list:
-    return [
-        f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + list(extra)
-
-
-def _snapshot(path: str) -> dict:
-    out = {}
-    for dirpath, dirs, files in os.walk(path):
-        for name in dirs:
-            out[osp.relpath(osp.join(dirpath, name), path) + '/'] = ''
-        for name in files:
-            full = osp.join(dirpath, name)
-            with open(full, 'rb') as f:
-                out[osp.relpath(full,
-                                path)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def _one_error_line(proc, tool: str) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr[-3000:]
-    assert lines[0].startswith(f'{tool}: error: '), lines[0]
-    return lines[0]
-
-
-def _run_error_line(proc, tool: str) -> str:
-    """An error found while the runner runs: after the libraries' own
-    warnings, the last stderr line is the error; no traceback."""
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    errors = [ln for ln in proc.stderr.splitlines() if ': error: ' in ln]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert errors == [last] and last.startswith(f'{tool}: error: '), last
-    return last
+TEST, TRAIN = 'tools/test.py', 'tools/train.py'
 
 
 @pytest.fixture(scope='module')
-def ade(tmp_path_factory):
-    return make_ade20k(
-        str(tmp_path_factory.mktemp('data')),
-        size=64,
-        num_train=4,
-        num_val=2,
-        seed=0)
-
-
-@pytest.fixture(scope='module')
-def ckpt(ade, tmp_path_factory):
-    """A checkpoint of the micro UperNet (weights only: no training)."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-
-    import mmeac  # noqa: F401
-    cfg = Config.fromfile(UPERNET)
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('ckpt') / 'micro.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return path
+def ckpt(upernet_run):
+    """A checkpoint of the micro UperNet (the session's trained run)."""
+    return osp.join(upernet_run['work_dir'], 'iter_4.pth')
 
 
 def _bad_copy(ade: str, base, edit) -> str:
@@ -105,34 +50,32 @@ def test_config_syntax_error_names_file_and_line(tool, tmp_path):
     cfg_dir.mkdir()
     (cfg_dir / 'base.py').write_text('a = 1\nmodel = dict(type=\n')
     (cfg_dir / 'child.py').write_text("_base_ = './base.py'\nb = 2\n")
-    before = _snapshot(str(tmp_path))
+    before = snapshot(str(tmp_path))
     args = [str(cfg_dir / 'child.py')
             ] + (['x.pth'] if tool == 'test.py' else [])
-    proc = run(python_tool(tool, *args), cwd=str(tmp_path), timeout=180)
-    line = _one_error_line(proc, tool)
+    proc = call_tool(osp.join(TOOLS, tool), *args, cwd=str(tmp_path))
+    line = one_error_line(proc, tool)
     assert line == (f"{tool}: error: config file '{cfg_dir / 'base.py'}', "
                     "line 2 has a syntax error: '(' was never closed")
-    assert _snapshot(str(tmp_path)) == before
+    assert snapshot(str(tmp_path)) == before
 
 
 # ---------------------------------------------------------------- data
-def test_annotation_size_mismatch_names_both_files(ade, ckpt, tmp_path):
+def test_annotation_size_mismatch_names_both_files(ade_root, ckpt, tmp_path):
     name = 'ADE_val_00000002'
 
     def shrink_label(root):
         path = osp.join(root, 'annotations', 'validation', name + '.png')
         Image.open(path).resize((48, 64)).save(path)
 
-    root = _bad_copy(ade, tmp_path / 'data', shrink_label)
-    before = _snapshot(root)
+    root = _bad_copy(ade_root, tmp_path / 'data', shrink_label)
+    before = snapshot(root)
     work = tmp_path / 'work'
     work.mkdir()
-    proc = run(
-        python_tool('test.py', UPERNET, ckpt, '--out', str(work / 'm.json'),
-                    '--show-dir', str(work / 'vis'), '--cfg-options',
-                    *_opts(root)),
-        cwd=str(work))
-    line = _run_error_line(proc, 'test.py')
+    argv = [UPERNET, ckpt, '--out', str(work / 'm.json'), '--show-dir']
+    argv += [str(work / 'vis'), '--cfg-options', *data_root_options(root)]
+    proc = call_runner_tool(TEST, *argv, cwd=str(work))
+    line = run_error_line(proc, 'test.py')
     assert line == (
         "test.py: error: annotation '"
         f"{osp.join(root, 'annotations', 'validation', name + '.png')}' is "
@@ -141,10 +84,10 @@ def test_annotation_size_mismatch_names_both_files(ade, ckpt, tmp_path):
         '64x64 px')
     # no work_dirs/, no vis/, no m.json: the run removed what it created
     assert os.listdir(work) == []
-    assert _snapshot(root) == before
+    assert snapshot(root) == before
 
 
-def test_image_shrunk_below_one_patch(ade, tmp_path):
+def test_image_shrunk_below_one_patch(ade_root, tmp_path):
     """A 3000x3 image: the keep-ratio resize would make it 0 px high."""
     name = 'ADE_train_00000001'
 
@@ -154,73 +97,65 @@ def test_image_shrunk_below_one_patch(ade, tmp_path):
         Image.fromarray(np.full((3, 3000), 4, np.uint8)).save(
             osp.join(root, 'annotations', 'training', name + '.png'))
 
-    root = _bad_copy(ade, tmp_path / 'data', elongate)
+    root = _bad_copy(ade_root, tmp_path / 'data', elongate)
     work = tmp_path / 'work'
     work.mkdir()
-    proc = run(
-        python_tool(
-            'train.py', UPERNET, '--cfg-options',
-            *_opts(root, 'train_dataloader.sampler.shuffle=False',
-                   'train_dataloader.batch_size=1')),
-        cwd=str(work))
-    line = _run_error_line(proc, 'train.py')
+    opts = data_root_options(root, 'train_dataloader.sampler.shuffle=False',
+                             'train_dataloader.batch_size=1')
+    proc = call_runner_tool(TRAIN, UPERNET, '--cfg-options', *opts, cwd=work)
+    line = run_error_line(proc, 'train.py')
     img = osp.join(root, 'images', 'training', name + '.jpg')
     assert line.startswith(f"train.py: error: image '{img}': ")
     assert '(3000x3 px)' in line and 'below one 8-px patch' in line
     assert os.listdir(work) == []  # no checkpoint saved: work dir removed
 
 
-def test_checked_compose_reports_small_result(ade):
+def test_checked_compose_reports_small_result(ade_root):
     """Below one patch but not 0 px: refused before packing."""
     from mmengine.registry import TRANSFORMS, init_default_scope
 
     import mmeac  # noqa: F401
     from mmeac.errors import DataError
     init_default_scope('mmseg')
-    img = osp.join(ade, 'images', 'validation', 'ADE_val_00000001.jpg')
-    pipe = TRANSFORMS.build(
-        dict(
-            type='CheckedCompose',
-            min_size=16,
-            transforms=[
-                dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(8, 8), keep_ratio=True),
-                dict(type='PackSegInputs')
-            ]))
+    img = osp.join(ade_root, 'images', 'validation', 'ADE_val_00000001.jpg')
+
+    def checked(min_size):
+        return TRANSFORMS.build(
+            dict(
+                type='CheckedCompose',
+                min_size=min_size,
+                transforms=[
+                    dict(type='LoadImageFromFile'),
+                    dict(type='Resize', scale=(8, 8), keep_ratio=True),
+                    dict(type='PackSegInputs')
+                ]))
+
+    pipe = checked(16)
     with pytest.raises(DataError) as info:
         pipe(dict(img_path=img, seg_fields=[], reduce_zero_label=False))
     assert str(info.value) == (
         f"image '{img}': 64x64 px becomes 8x8 px in the pipeline, smaller "
         'than one 16-px patch (too elongated or too small for the resize)')
     # the same pipeline with a patch it fits runs through
-    ok = TRANSFORMS.build(
-        dict(
-            type='CheckedCompose',
-            min_size=8,
-            transforms=[
-                dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(8, 8), keep_ratio=True),
-                dict(type='PackSegInputs')
-            ]))
-    out = ok(dict(img_path=img, seg_fields=[], reduce_zero_label=False))
+    out = checked(8)(
+        dict(img_path=img, seg_fields=[], reduce_zero_label=False))
     assert tuple(out['inputs'].shape) == (3, 8, 8)
 
 
 # -------------------------------------------------------------- outputs
 @pytest.mark.parametrize('option', ['--show-dir', '--out'])
-def test_unwritable_output(option, ade, ckpt, tmp_path):
+def test_unwritable_output(option, ade_root, ckpt, tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('mine\n')
     target = str(blocker / ('vis' if option == '--show-dir' else 'm.json'))
-    before = _snapshot(str(tmp_path))
-    proc = run(
-        python_tool('test.py', UPERNET, ckpt, option, target, '--cfg-options',
-                    *_opts(ade)),
-        cwd=str(tmp_path))
-    line = _one_error_line(proc, 'test.py')
+    before = snapshot(str(tmp_path))
+    argv = [UPERNET, ckpt, option, target, '--cfg-options']
+    argv += data_root_options(ade_root)
+    proc = call_tool(TEST, *argv, cwd=str(tmp_path))
+    line = one_error_line(proc, 'test.py')
     assert line == (f"test.py: error: {option} '{target}' cannot be "
                     f"created: '{blocker}' is a file")
-    assert _snapshot(str(tmp_path)) == before
+    assert snapshot(str(tmp_path)) == before
 
 
 # ------------------------------------------------------------ NaN input
@@ -256,22 +191,16 @@ def test_eacvit_refuses_non_finite_input_in_eval():
 
 # ------------------------------------------------------- the generator
 def _make_data(out: str, *extra: str):
-    return subprocess.run([
-        sys.executable,
-        osp.join(TOOLS, 'misc', 'make_builtin_data.py'), 'ade20k', '--out',
-        out, '--size', '64', '--num-train', '2', '--num-val', '1', *extra
-    ],
-                          capture_output=True,
-                          text=True,
-                          env=tool_env(),
-                          timeout=180)
+    return call_tool('tools/misc/make_builtin_data.py', 'ade20k', '--out', out,
+                     '--size', '64', '--num-train', '2', '--num-val', '1',
+                     *extra)
 
 
 def test_generator_never_replaces_a_foreign_directory(tmp_path):
     target = tmp_path / 'ade' / 'ADEChallengeData2016'
     (target / 'images').mkdir(parents=True)
     (target / 'images' / 'my_photo.jpg').write_bytes(b'\xff\xd8 mine')
-    before = _snapshot(str(tmp_path))
+    before = snapshot(str(tmp_path))
     for extra in ([], ['--force']):
         proc = _make_data(str(tmp_path), *extra)
         assert proc.returncode == 1
@@ -283,7 +212,7 @@ def test_generator_never_replaces_a_foreign_directory(tmp_path):
             'yourself'
         ]
         assert '--force' not in lines[0]
-        assert _snapshot(str(tmp_path)) == before
+        assert snapshot(str(tmp_path)) == before
 
 
 def test_generator_keeps_files_it_did_not_write(tmp_path):
@@ -291,12 +220,12 @@ def test_generator_keeps_files_it_did_not_write(tmp_path):
     assert proc.returncode == 0, proc.stderr
     target = tmp_path / 'ade' / 'ADEChallengeData2016'
     (target / 'images' / 'training' / 'extra.jpg').write_bytes(b'mine')
-    before = _snapshot(str(tmp_path))
+    before = snapshot(str(tmp_path))
     proc = _make_data(str(tmp_path), '--num-train', '3', '--force')
     assert proc.returncode == 1
     assert "also 'images/training/extra.jpg'" in proc.stderr
     assert '--force' not in proc.stderr
-    assert _snapshot(str(tmp_path)) == before
+    assert snapshot(str(tmp_path)) == before
     # without the foreign file, --force regenerates the built-in data
     os.remove(target / 'images' / 'training' / 'extra.jpg')
     proc = _make_data(str(tmp_path), '--num-train', '3', '--force')
@@ -312,7 +241,7 @@ def test_run_demo_refuses_a_directory_it_did_not_make(tmp_path):
     out.mkdir()
     (out / 'metrics.json').write_text('{"mine": 1}\n')
     (out / 'vis_c8').mkdir()
-    before = _snapshot(str(tmp_path))
+    before = snapshot(str(tmp_path))
     proc = subprocess.run(['bash', osp.join(TOOLS, 'run_demo.sh')],
                           capture_output=True,
                           text=True,
@@ -324,19 +253,16 @@ def test_run_demo_refuses_a_directory_it_did_not_make(tmp_path):
         'run_demo.sh (no .mmeac_demo_output in it); it is left untouched: '
         'set MMEAC_DEMO_DIR to a new directory'
     ]
-    assert _snapshot(str(tmp_path)) == before
+    assert snapshot(str(tmp_path)) == before
 
 
-def test_demo_progress_lines_from_a_real_training_log(ade, tmp_path):
-    proc = run(
-        python_tool('train.py', UPERNET, '--work-dir', str(tmp_path / 'w'),
-                    '--cfg-options', *_opts(ade)),
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_demo_progress_lines_from_a_real_training_log(upernet_run):
+    """The session's 4-iteration tools/train.py run, through the filter
+    run_demo.sh shows in the terminal."""
     shown = subprocess.run(
         ['bash',
          osp.join(TOOLS, 'misc', 'train_progress.sh'), '[demo] '],
-        input=proc.stdout + proc.stderr,
+        input=upernet_run['output'],
         capture_output=True,
         text=True,
         timeout=60).stdout.splitlines()
