@@ -10,6 +10,7 @@ are sampled analytically at pixel centres. Later objects occlude earlier ones;
 a scene is re-drawn until every object keeps at least 60 % of its pixels and a
 visible box of at least 4x4 pixels.
 """
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -164,7 +165,15 @@ def _polygon_vertices(shape: str, cx: float, cy: float, r: float,
 def _polygon_mask(poly: np.ndarray, h: int, w: int) -> np.ndarray:
     from pycocotools import mask as mask_utils
     rles = mask_utils.frPyObjects([poly.reshape(-1).tolist()], h, w)
-    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools' Cython decode still calls np.array(copy=False) on
+        # its RLE buffer, which numpy 2 deprecates; the result is unchanged
+        warnings.filterwarnings(
+            'ignore',
+            message='__array__ implementation doesn',
+            category=DeprecationWarning)
+        mask = mask_utils.decode(mask_utils.merge(rles))
+    return mask.astype(bool)
 
 
 def _analytic_mask(shape: str, cx: float, cy: float, r: float, theta: float,
