@@ -82,11 +82,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _fail(msg: str) -> int:
-    print(f'{PROG}: error: {msg}', file=sys.stderr, flush=True)
-    return 2
-
-
 def _write_image(img_rgb, path: str) -> None:
     """Write atomically: a temporary file in the same folder, then rename."""
     import mmcv
@@ -104,40 +99,39 @@ def _write_image(img_rgb, path: str) -> None:
             os.remove(tmp)
 
 
-def _check_args(args) -> Optional[str]:
-    """The first problem of the command line that needs no model."""
+def _check_args(args) -> None:
+    """Raise ``ValueError`` naming the first problem of the command line
+    that needs no model."""
     from mmeac.apis.inference import IMAGE_EXTENSIONS, list_images
     if not osp.exists(args.img):
-        return f'image {args.img} does not exist'
+        raise ValueError(f'image {args.img} does not exist')
     is_dir = osp.isdir(args.img)
     if is_dir and args.out_file:
-        return (f'{args.img} is a folder: use --out-dir for its drawings, '
-                'not --out-file')
+        raise ValueError(f'{args.img} is a folder: use --out-dir for its '
+                         'drawings, not --out-file')
     if args.out_file:
         if not args.out_file.lower().endswith(IMAGE_EXTENSIONS):
-            return (f'--out-file {args.out_file} needs an image extension '
-                    f'({", ".join(IMAGE_EXTENSIONS)})')
+            raise ValueError(
+                f'--out-file {args.out_file} needs an image extension '
+                f'({", ".join(IMAGE_EXTENSIONS)})')
         if osp.abspath(args.out_file) == osp.abspath(args.img):
-            return f'--out-file {args.out_file} is the input image itself'
+            raise ValueError(
+                f'--out-file {args.out_file} is the input image itself')
     if args.out_dir and osp.exists(
             args.out_dir) and not osp.isdir(args.out_dir):
-        return f'--out-dir {args.out_dir} exists and is not a folder'
-    images = [args.img]
-    if is_dir:
-        try:
-            images = list_images(args.img)
-        except ValueError as err:
-            return str(err)
+        raise ValueError(
+            f'--out-dir {args.out_dir} exists and is not a folder')
+    images = list_images(args.img) if is_dir else [args.img]
     if not args.overwrite:
         for i, image in enumerate(images):
             target = _out_path(args, image, i)
             if target is not None and osp.exists(target):
-                return (f'{target} exists; pass --overwrite to replace it')
+                raise ValueError(
+                    f'{target} exists; pass --overwrite to replace it')
     if not osp.isfile(args.checkpoint):
-        return f'checkpoint {args.checkpoint} does not exist'
+        raise ValueError(f'checkpoint {args.checkpoint} does not exist')
     if not 0 < args.opacity <= 1:
-        return f'--opacity must be in (0, 1], got {args.opacity}'
-    return None
+        raise ValueError(f'--opacity must be in (0, 1], got {args.opacity}')
 
 
 def _out_path(args, image: str, index: int) -> Optional[str]:
@@ -152,11 +146,10 @@ def _out_path(args, image: str, index: int) -> Optional[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    problem = _check_args(args)
-    if problem:
-        return _fail(problem)
     from mmeac.apis import EACInferencer, expand_inputs
+    from mmeac.utils.toolkit import error
     try:
+        _check_args(args)
         # every image is checked before the model is built or anything runs
         images = expand_inputs(args.img)
         inferencer = EACInferencer(
@@ -168,7 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             whole_image=args.whole_image,
             show_progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as err:
-        return _fail(str(err))
+        return error(PROG, str(err))
     print(f'{PROG}: {inferencer.task} model, {inferencer.num_cores} cores, '
           f'{len(images)} image(s)')
     preds = inferencer.iter_predict(images)

@@ -18,7 +18,8 @@ import os.path as osp
 
 import pytest
 import torch
-from _tool_helpers import REPO, TOOLS, log_text, python_tool, run, train_iters
+from _tool_helpers import (REPO, TOOLS, load_toolkit, log_text, python_tool,
+                           run, train_iters)
 
 from mmeac.testing import make_ade20k
 
@@ -117,24 +118,28 @@ _RUNS = []
 def _test_in_process(config, ckpt, tmp_path, *extra, options=()):
     """Run tools/test.py's main here; return (runner, metrics dict)."""
     tool = _tool_module('test.py')
+    toolkit = load_toolkit()  # main() imports build_runner from it
     captured = {}
-    build = tool.build_runner
+    build = toolkit.build_runner
 
     def capture(cfg):
         captured['runner'] = build(cfg)
         return captured['runner']
 
-    tool.build_runner = capture
+    toolkit.build_runner = capture
     out = str(tmp_path / 'metrics.json')
     # the visualizer is a process-wide named instance: a fresh name per run
     # (a tool run as a command has a process of its own)
     name = f'visualizer.name=vis_{len(_RUNS)}_{osp.basename(str(tmp_path))}'
     _RUNS.append(name)
-    tool.main([
-        config, ckpt, '--work-dir',
-        str(tmp_path / 'work'), '--out', out, *extra, '--cfg-options',
-        *options, name
-    ])
+    try:
+        tool.main([
+            config, ckpt, '--work-dir',
+            str(tmp_path / 'work'), '--out', out, *extra, '--cfg-options',
+            *options, name
+        ])
+    finally:
+        toolkit.build_runner = build
     with open(out) as f:
         return captured['runner'], json.load(f)['metrics']
 

@@ -1,7 +1,15 @@
-# Checks and the srun launch shared by tools/dist_*.sh and tools/slurm_*.sh (sourced, not run).
-# Each prints one line naming the problem and exits non-zero.
+# Checks and launches shared by tools/dist_*.sh and tools/slurm_*.sh (sourced,
+# not run). Each check prints one line naming the problem and exits non-zero.
+
+PYTHON=${PYTHON:-python}
 
 _die() { echo "$(basename "$0"): error: $*" >&2; exit 2; }
+
+# need_args MIN GIVEN USAGE: the usage line and exit 2 with fewer than MIN
+# arguments.
+need_args() {
+    [ "$2" -ge "$1" ] || { echo "usage: $(basename "$0") $3" >&2; exit 2; }
+}
 
 # check_config CONFIG: a config file, or a pkg::path config (resolved by
 # tools/train.py / tools/test.py).
@@ -32,6 +40,22 @@ check_gpus() {
     if [ "$present" -gt 0 ] && [ "$1" -gt "$present" ]; then
         _die "$1 GPUs asked for, but this node has $present"
     fi
+}
+
+# torchrun_tool GPUS TOOL [TOOL_ARGS...]: run tools/TOOL under torchrun, GPUS
+# processes on this node (NNODES, NODE_RANK, MASTER_ADDR, PORT from the
+# environment), with the repository on PYTHONPATH.
+torchrun_tool() {
+    local gpus=$1 tool=$2
+    shift 2
+    PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+    exec "$PYTHON" -m torch.distributed.run \
+        --nnodes="${NNODES:-1}" \
+        --node_rank="${NODE_RANK:-0}" \
+        --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+        --master_port="${PORT:-29500}" \
+        --nproc_per_node="$gpus" \
+        "$TOOLS_DIR/$tool" "$@"
 }
 
 # slurm_run PARTITION JOB_NAME TOOL [TOOL_ARGS...]: run tools/TOOL under srun,

@@ -23,6 +23,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=tools/misc/demo_common.sh
+. tools/misc/demo_common.sh
 CONFIG=configs/demo/upernet_eac-tiny_1xb8-400it_builtin-ade20k-128x128.py
 OUT="${MMEAC_DEMO_DIR:-work_dirs/demo}"
 DATA_OUT=data/demo  # the config's data_root is data/demo/ade/ADEChallengeData2016
@@ -46,19 +48,9 @@ mkdir -p "$OUT"
 touch "$OUT/$MARKER"
 
 START=$(date +%s)
-bash tools/setup_env.sh "$@"
-
-# the interpreter setup_env.sh installed into (same rule as setup_env.sh)
-if [[ -n "${VIRTUAL_ENV:-}" ]]; then
-    PY="$VIRTUAL_ENV/bin/python"
-elif [[ -n "${CONDA_PREFIX:-}" ]]; then
-    PY="$CONDA_PREFIX/bin/python"
-else
-    PY="$ROOT/.venv/bin/python"
-fi
+setup_python "$@"
 [[ -x "$PY" ]] || die "no python at '$PY' after setup"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+demo_env
 SETUP_DONE=$(date +%s)
 
 log "making the built-in ADE20K data under $DATA_OUT"

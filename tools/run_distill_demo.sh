@@ -30,6 +30,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=tools/misc/demo_common.sh
+. tools/misc/demo_common.sh
 TEACHER_CFG=configs/demo/vit-micro_1xb32-600it_builtin-imagenet-64px.py
 DISTILL_CFG=configs/demo/distill_eac-micro_vit-teacher_builtin-imagenet-64px.py
 PROBE_CFG=configs/demo/linear-probe_eac-micro_1xb32-300it_builtin-imagenet-64px.py
@@ -57,19 +59,10 @@ if [[ "${1:-}" == "--no-setup" ]]; then
     shift
     PY="$(command -v python)" || die "no python on PATH (--no-setup)"
 else
-    bash tools/setup_env.sh "$@"
-    # the interpreter setup_env.sh installed into (same rule as run_demo.sh)
-    if [[ -n "${VIRTUAL_ENV:-}" ]]; then
-        PY="$VIRTUAL_ENV/bin/python"
-    elif [[ -n "${CONDA_PREFIX:-}" ]]; then
-        PY="$CONDA_PREFIX/bin/python"
-    else
-        PY="$ROOT/.venv/bin/python"
-    fi
+    setup_python "$@"
 fi
 [[ -x "$PY" ]] || die "no python at '$PY'"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+demo_env
 
 mkdir -p "$OUT"
 touch "$MARK"

@@ -5,12 +5,10 @@
 #       bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [ARGS...]
 set -euo pipefail
 
-usage() { echo "usage: $(basename "$0") PARTITION JOB_NAME CONFIG WORK_DIR [ARGS...]" >&2; exit 2; }
-[ $# -ge 4 ] || usage
-PYTHON=${PYTHON:-python}
 TOOLS_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools/dist_common.sh
 . "$TOOLS_DIR/dist_common.sh"
+need_args 4 $# "PARTITION JOB_NAME CONFIG WORK_DIR [ARGS...]"
 check_config "$3"
 PARTITION=$1 JOB_NAME=$2 CONFIG=$3 WORK_DIR=$4
 shift 4

@@ -19,24 +19,13 @@ hook (``SegVisualizationHook``, ``DetVisualizationHook`` or mmpretrain's
 current directory).
 """
 import argparse
-import os
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Optional, Sequence
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError, build_runner,
-                                 check_checkpoint, check_data_roots,
-                                 check_eac_backbones, check_samples,
-                                 check_writable, default_work_dir, fail,
-                                 finish_distributed, import_mmeac, load_config,
-                                 setup_launcher)
-
-_OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
-# Keys of a data sample that are inputs / ground truth or too large to dump.
-_DROP_KEYS = ('gt_sem_seg', 'gt_instances', 'gt_panoptic_seg',
-              'ignored_instances', 'gt_label', 'gt_score', 'seg_logits')
+#: Values of ``--launcher`` (``none``: one process, no process group).
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,142 +58,57 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def enable_visualization(cfg: Config, show_dir: str) -> None:
-    """Make the scope's visualisation hook draw every test sample.
-
-    Raises:
-        ToolError: If the config has no visualisation hook or its scope is
-            not one of mmseg, mmdet, mmpretrain.
-    """
-    hooks = cfg.get('default_hooks', None) or {}
-    hook = hooks.get('visualization', None)
-    if hook is None:
-        raise ToolError('--show-dir needs a `visualization` entry in the '
-                        "config's default_hooks")
-    scope = cfg.get('default_scope', None)
-    show_dir = osp.abspath(show_dir)
-    if scope == 'mmseg':  # SegVisualizationHook: images go to vis backends
-        hook['draw'] = True
-        hook['interval'] = 1
-        cfg.visualizer['save_dir'] = show_dir
-    elif scope == 'mmdet':  # DetVisualizationHook: test_out_dir
-        hook['draw'] = True
-        hook['interval'] = 1
-        hook['test_out_dir'] = show_dir
-    elif scope == 'mmpretrain':  # VisualizationHook: out_dir
-        hook['enable'] = True
-        hook['interval'] = 1
-        hook['out_dir'] = show_dir
-    else:
-        raise ToolError(f"--show-dir does not support default_scope '{scope}'"
-                        ' (mmseg, mmdet or mmpretrain)')
-
-
-def _to_cpu_plain(sample: Dict[str, Any]) -> Dict[str, Any]:
-    """Copy a prediction dict without ground truth, tensors on the CPU."""
-    import torch
-    out: Dict[str, Any] = {}
-    for key, value in sample.items():
-        if key in _DROP_KEYS:
-            continue
-        if isinstance(value, dict):
-            value = _to_cpu_plain(value)
-        elif isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-        out[key] = value
-    inst = out.get('pred_instances', None)
-    if isinstance(inst, dict) and isinstance(
-            inst.get('masks', None), torch.Tensor):
-        import numpy as np
-        from pycocotools import mask as mask_utils
-        masks = inst['masks'].numpy().astype(np.uint8)
-        inst['masks'] = [
-            mask_utils.encode(np.asfortranarray(m)) for m in masks
-        ]
-    return out
-
-
-def build_prediction_collector():
-    """A no-op metric that gathers the predictions of all ranks.
-
-    After evaluation, rank 0 holds them in its ``predictions`` attribute.
-    """
-    from mmengine.evaluator import BaseMetric
-
-    class CollectPredictions(BaseMetric):
-        default_prefix: Optional[str] = 'predictions'
-
-        def __init__(self) -> None:
-            super().__init__(collect_device='cpu')
-            self.predictions: List[Dict[str, Any]] = []
-
-        def process(self, data_batch: Any,
-                    data_samples: Sequence[dict]) -> None:
-            self.results.extend(_to_cpu_plain(dict(s)) for s in data_samples)
-
-        def compute_metrics(self, results: list) -> dict:
-            self.predictions = list(results)
-            return {}
-
-    return CollectPredictions()
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from mmeac.utils import toolkit
     try:
-        if args.out is not None and not args.out.endswith(_OUT_SUFFIXES):
-            raise ToolError(f"--out '{args.out}' must end with one of "
-                            f"{', '.join(_OUT_SUFFIXES)}")
-        cfg = load_config(args.config, args.cfg_options)
+        suffixes = toolkit.OUT_SUFFIXES
+        if args.out is not None and not args.out.endswith(suffixes):
+            raise toolkit.ToolError(f"--out '{args.out}' must end with one "
+                                    f"of {', '.join(suffixes)}")
+        cfg = toolkit.load_config(args.config, args.cfg_options)
         if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
-            raise ToolError(f"checkpoint '{args.checkpoint}' does not exist")
-        check_data_roots(cfg, ['test_dataloader'])
-        cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
-        check_writable(cfg.work_dir, '--work-dir', is_dir=True)
-        check_writable(args.out, '--out', is_dir=False)
-        check_writable(args.show_dir, '--show-dir', is_dir=True)
+            raise toolkit.ToolError(
+                f"checkpoint '{args.checkpoint}' does not exist")
+        toolkit.check_data_roots(cfg, ['test_dataloader'])
+        cfg.work_dir = toolkit.default_work_dir(cfg, args.config,
+                                                args.work_dir)
+        toolkit.check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+        toolkit.check_writable(args.out, '--out', is_dir=False)
+        toolkit.check_writable(args.show_dir, '--show-dir', is_dir=True)
         cfg.load_from = args.checkpoint
         if args.show_dir:
-            enable_visualization(cfg, args.show_dir)
-        import_mmeac()
-        check_eac_backbones(cfg)
-        check_checkpoint(
+            toolkit.enable_visualization(cfg, args.show_dir)
+        toolkit.import_mmeac()
+        toolkit.check_eac_backbones(cfg)
+        toolkit.check_checkpoint(
             cfg, args.config, args.checkpoint, partial=args.partial_load)
-        setup_launcher(cfg, args.launcher)
-    except ToolError as e:
-        fail(sys.argv[0], str(e))
+        toolkit.setup_launcher(cfg, args.launcher, args.local_rank)
+    except toolkit.ToolError as e:
+        toolkit.fail(sys.argv[0], str(e))
 
     from mmeac.errors import InputError, one_line
-    created = NewPaths(cfg.work_dir, args.show_dir)
+    created = toolkit.NewPaths(cfg.work_dir, args.show_dir)
     runner = None
     try:
-        runner = build_runner(cfg)
-        check_samples(runner, cfg, ['test_dataloader'])
+        runner = toolkit.build_runner(cfg)
+        toolkit.check_samples(runner, cfg, ['test_dataloader'])
         collector = None
         if args.out is not None and args.out.endswith(('.pkl', '.pickle')):
-            collector = build_prediction_collector()
+            collector = toolkit.build_prediction_collector()
             runner.test_evaluator.metrics.append(collector)
         metrics = runner.test()
     except InputError as e:
         created.remove(runner)
-        fail(sys.argv[0], one_line(e))
+        toolkit.fail(sys.argv[0], one_line(e))
 
     if args.out is not None and runner.rank == 0:
-        import mmengine
-        result: Dict[str, Any] = {'metrics': dict(metrics)}
-        if collector is not None:
-            result['predictions'] = collector.predictions
-        out_dir = osp.dirname(osp.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
-        mmengine.dump(result, args.out)
+        toolkit.write_test_results(args.out, metrics, collector)
         runner.logger.info(f'results written to {args.out}')
-    finish_distributed()
+    toolkit.finish_distributed()
 
 
 if __name__ == '__main__':

@@ -1,8 +1,9 @@
 """Train a model from an mmseg, mmdet or mmpretrain config.
 
 The config's ``default_scope`` decides which library builds the model, the
-datasets and the metrics; ``import mmeac`` (via :mod:`mmeac.utils.toolkit`)
-applies the compatibility fixes and registers the mmeac modules first.
+datasets and the metrics; ``import mmeac`` (via :mod:`mmeac.utils.toolkit`,
+once the command line is parsed) applies the compatibility fixes and
+registers the mmeac modules first.
 
 Examples::
 
@@ -13,20 +14,14 @@ Examples::
     bash tools/dist_train.sh CONFIG 8                     # 8 processes
 """
 import argparse
-import logging
-import os
 import os.path as osp
 import sys
 import time
 
 from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (LAUNCHERS, NewPaths, ToolError, build_runner,
-                                 check_checkpoint, check_data_roots,
-                                 check_eac_backbones, check_samples,
-                                 check_writable, default_work_dir, fail,
-                                 finish_distributed, import_mmeac, load_config,
-                                 setup_launcher, use_safe_checkpoints, warn)
+#: Values of ``--launcher`` (``none``: one process, no process group).
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,91 +64,50 @@ def parse_args(argv=None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from mmeac.utils import toolkit
     try:
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = toolkit.load_config(args.config, args.cfg_options)
         loaders = ['train_dataloader']
         if cfg.get('val_cfg', None) is not None:
             loaders.append('val_dataloader')
-        check_data_roots(cfg, loaders)
-        cfg.work_dir = default_work_dir(cfg, args.config, args.work_dir)
-        import_mmeac()
-        check_eac_backbones(cfg)
-
-        if args.amp:
-            import torch
-            if torch.cuda.is_available():
-                # bf16 where the GPU has it (no loss scaling needed), else
-                # fp16 with dynamic loss scaling; EAC keeps its residual
-                # stream in float32 either way
-                cfg.optim_wrapper.type = 'AmpOptimWrapper'
-                if torch.cuda.is_bf16_supported():
-                    cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-                else:
-                    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-            else:
-                from mmengine.logging import print_log
-                print_log(
-                    '--amp needs CUDA (AmpOptimWrapper); training in fp32',
-                    logger='current',
-                    level=logging.WARNING)
-
-        if args.resume is None and cfg.get('resume', False) and \
-                not cfg.get('load_from', None):
-            args.resume = 'auto'  # the config asks for MMEngine's auto-resume
-        if args.resume == 'auto':
-            from mmeac.engine.checkpoint import find_resume_checkpoint
-            found, skipped = find_resume_checkpoint(cfg.work_dir)
-            for msg in skipped:
-                warn(sys.argv[0], msg)
-            if found is not None:
-                cfg.resume = True
-                cfg.load_from = found
-            else:
-                warn(
-                    sys.argv[0], 'no checkpoint to resume from in '
-                    f"'{cfg.work_dir}'; training from the start")
-                cfg.resume = False
-        elif args.resume is not None:
-            if not osp.isfile(args.resume) and '://' not in args.resume:
-                raise ToolError(
-                    f"checkpoint '{args.resume}' to resume from does not "
-                    'exist')
-            cfg.resume = True
-            cfg.load_from = args.resume
-        check_writable(cfg.work_dir, '--work-dir', is_dir=True)
+        toolkit.check_data_roots(cfg, loaders)
+        cfg.work_dir = toolkit.default_work_dir(cfg, args.config,
+                                                args.work_dir)
+        toolkit.import_mmeac()
+        toolkit.check_eac_backbones(cfg)
+        toolkit.use_amp(cfg, args.amp)
+        toolkit.resolve_resume(cfg, args.resume, sys.argv[0])
+        toolkit.check_writable(cfg.work_dir, '--work-dir', is_dir=True)
         if cfg.get('load_from', None):
-            check_checkpoint(
+            toolkit.check_checkpoint(
                 cfg,
                 args.config,
                 cfg.load_from,
                 resume=bool(cfg.get('resume', False)),
                 partial=args.partial_load)
-        use_safe_checkpoints(cfg)
-        setup_launcher(cfg, args.launcher)
-    except ToolError as e:
-        fail(sys.argv[0], str(e))
+        toolkit.use_safe_checkpoints(cfg)
+        toolkit.setup_launcher(cfg, args.launcher, args.local_rank)
+    except toolkit.ToolError as e:
+        toolkit.fail(sys.argv[0], str(e))
 
     from mmeac.errors import InputError, one_line
-    created = NewPaths(cfg.work_dir)
+    created = toolkit.NewPaths(cfg.work_dir)
     start = time.time()
     runner = None
     try:
-        runner = build_runner(cfg)
-        check_samples(runner, cfg, loaders)
+        runner = toolkit.build_runner(cfg)
+        toolkit.check_samples(runner, cfg, loaders)
         runner.train()
     except InputError as e:
         if not _saved_since(cfg.work_dir, start):
             created.remove(runner)  # nothing of value was written
-        fail(sys.argv[0], one_line(e))
-    finish_distributed()
+        toolkit.fail(sys.argv[0], one_line(e))
+    toolkit.finish_distributed()
 
 
 def _saved_since(work_dir: str, start: float) -> bool:

@@ -113,7 +113,8 @@ def vit_backbone_cfg(arch: Union[str, dict] = 'b',
 
 def linear_segmentor(backbone: dict,
                      embed_dims: int,
-                     num_classes: int = 150) -> dict:
+                     num_classes: int = 150,
+                     dropout_ratio: float = 0.1) -> dict:
     """mmseg ``EncoderDecoder`` with a linear head on the last level."""
     return dict(
         type='mmseg.EncoderDecoder',
@@ -125,7 +126,7 @@ def linear_segmentor(backbone: dict,
             channels=embed_dims,
             num_convs=0,
             concat_input=False,
-            dropout_ratio=0.1,
+            dropout_ratio=dropout_ratio,
             num_classes=num_classes,
             norm_cfg=None,
             align_corners=False,

@@ -14,7 +14,6 @@ built, so ``import mmeac.apis`` stays cheap.
 """
 import contextlib
 import copy
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -38,26 +37,6 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp',
 ImageType = Union[str, np.ndarray]
 
 
-def _resolve_config_path(path: str) -> str:
-    """A file path, or ``pkg::rel/path.py`` inside an installed package."""
-    if '::' not in path:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'config file {path} does not exist')
-        return path
-    package, rel = path.split('::', 1)
-    spec = (
-        importlib.util.find_spec(package) if package.isidentifier() else None)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f'config {path}: package {package} is not '
-                                'installed')
-    root = list(spec.submodule_search_locations)[0]
-    for cand in (osp.join(root, '.mim', 'configs',
-                          rel), osp.join(root, 'configs', rel)):
-        if osp.isfile(cand):
-            return cand
-    raise FileNotFoundError(f'config {path} does not exist')
-
-
 def load_config(config: Union[str, Config],
                 cfg_options: Optional[dict] = None) -> Config:
     """Load a config (path, ``pkg::path`` or :class:`Config`) after
@@ -68,10 +47,12 @@ def load_config(config: Union[str, Config],
         FileNotFoundError: If the config file does not exist.
     """
     import mmeac  # noqa: F401
+    from mmeac.utils.toolkit import resolve_config_path
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
-        cfg = Config.fromfile(_resolve_config_path(str(config)))
+        path = resolve_config_path(str(config), FileNotFoundError, quote='')
+        cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

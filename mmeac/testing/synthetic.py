@@ -443,17 +443,8 @@ def make_coco(out_root: str,
               num_val: int = 10,
               seed: int = 0,
               force: bool = False) -> str:
-    """Write the built-in COCO-instance-layout dataset.
-
-    Args:
-        out_root: Output root; the data goes to ``out_root/coco``.
-        size: Image size, ``N`` or ``'WxH'`` (see :func:`parse_size`).
-        num_train: Number of training images.
-        num_val: Number of validation images.
-        seed: Generation seed.
-        force: Regenerate an existing built-in dataset made with other
-            parameters (a directory this generator did not make is never
-            replaced).
+    """Write the built-in COCO-instance-layout dataset to
+    ``out_root/coco``; the arguments are those of :func:`make_ade20k`.
 
     Returns:
         str: The dataset root (the ``data_root`` for mmdet configs).
@@ -514,17 +505,9 @@ def make_imagenet(out_root: str,
                   force: bool = False) -> str:
     """Write the built-in ImageNet-folder-layout dataset.
 
-    Image ``i`` of a split shows class ``IMAGENET_CLASSES[i % 6]``.
-
-    Args:
-        out_root: Output root; the data goes to ``out_root/imagenet``.
-        size: Image size, ``N`` or ``'WxH'`` (see :func:`parse_size`).
-        num_train: Number of training images.
-        num_val: Number of validation images.
-        seed: Generation seed.
-        force: Regenerate an existing built-in dataset made with other
-            parameters (a directory this generator did not make is never
-            replaced).
+    Image ``i`` of a split shows class ``IMAGENET_CLASSES[i % 6]``. The
+    data goes to ``out_root/imagenet``; the arguments are those of
+    :func:`make_ade20k`.
 
     Returns:
         str: The dataset root (the ``data_root`` for mmpretrain configs).

@@ -1,5 +1,5 @@
 """mmeac.utils: helpers of the tools (:mod:`mmeac.utils.toolkit`).
 
-Nothing is imported here, so that ``import mmeac.utils.toolkit`` stays
-light.
+Nothing is imported here, and ``import mmeac`` does not import this package:
+the tools import :mod:`mmeac.utils.toolkit` themselves, in ``main()``.
 """

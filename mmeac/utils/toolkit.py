@@ -1,11 +1,14 @@
-"""Helpers shared by ``tools/train.py`` and ``tools/test.py``.
+"""Helpers shared by the tools (``tools/``, ``demo/``).
 
 The tools are task-agnostic: the config's ``default_scope`` (``mmseg``,
 ``mmdet`` or ``mmpretrain``) decides which library builds the model, data and
-metrics. :func:`import_mmeac` applies the compatibility fixes for the current
-PyTorch and registers the mmeac modules in MMEngine's root registries; the
-tools call it once the command line and the config have been checked (so bad
-input fails fast) and before anything is built.
+metrics.
+
+Importing this module imports :mod:`mmeac` (the parent package), so torch,
+the compatibility fixes for the current PyTorch and the mmeac registrations
+come with it. A tool therefore imports it inside ``main()``, after its
+argument parser has run, so that ``--help`` and a command line argparse
+rejects answer without importing torch.
 """
 import contextlib
 import importlib.util
@@ -13,16 +16,23 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from mmengine.config import Config
-
-#: Value of ``--launcher`` that means "no distributed run".
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 class ToolError(Exception):
     """A user-facing error: printed as one line, the tool exits with 2."""
+
+
+def error(prog: str, msg, status: int = 2) -> int:
+    """Print ``prog: error: msg`` on stderr; return ``status``.
+
+    For a tool's ``main`` that returns its exit status:
+    ``return error(PROG, err)``.
+    """
+    print(f'{osp.basename(prog)}: error: {msg}', file=sys.stderr, flush=True)
+    return status
 
 
 def fail(prog: str, msg: str) -> None:
@@ -32,8 +42,7 @@ def fail(prog: str, msg: str) -> None:
     repeated once per process.
     """
     if os.environ.get('RANK', '0') == '0':
-        print(
-            f'{osp.basename(prog)}: error: {msg}', file=sys.stderr, flush=True)
+        error(prog, msg)
     sys.exit(2)
 
 
@@ -42,31 +51,39 @@ def import_mmeac() -> None:
     import mmeac  # noqa: F401
 
 
-def resolve_config_path(path: str) -> str:
+def resolve_config_path(path: str,
+                        exc: Type[Exception] = ToolError,
+                        quote: str = "'") -> str:
     """Resolve ``pkg::rel/path.py`` to a config file shipped in a package.
 
     OpenMMLab wheels ship their configs in ``<pkg>/.mim/configs``; a plain
     path is returned unchanged.
 
+    Args:
+        path: A config file or ``pkg::rel/path.py``.
+        exc: The exception raised when it does not resolve.
+        quote: Put around the path and package in the message.
+
     Raises:
-        ToolError: If the file (or the package) does not exist.
+        exc: If the file (or the package) does not exist.
     """
+    q = quote
     if '::' not in path:
         if not osp.isfile(path):
-            raise ToolError(f"config file '{path}' does not exist")
+            raise exc(f'config file {q}{path}{q} does not exist')
         return path
     package, rel = path.split('::', 1)
     spec = importlib.util.find_spec(package) if package.isidentifier() \
         else None
     if spec is None or not spec.submodule_search_locations:
-        raise ToolError(f"config '{path}': package '{package}' is not "
-                        'installed')
+        raise exc(f'config {q}{path}{q}: package {q}{package}{q} is not '
+                  'installed')
     pkg_dir = list(spec.submodule_search_locations)[0]
     for cand in (osp.join(pkg_dir, '.mim', 'configs',
                           rel), osp.join(pkg_dir, 'configs', rel)):
         if osp.isfile(cand):
             return cand
-    raise ToolError(f"config '{path}' does not exist")
+    raise exc(f'config {q}{path}{q} does not exist')
 
 
 def load_config(path: str, cfg_options: Optional[dict]) -> Config:
@@ -280,8 +297,11 @@ def _cpu_set_device() -> Iterator[None]:
         torch.cuda.set_device = original
 
 
-def setup_launcher(cfg: Config, launcher: str) -> None:
+def setup_launcher(cfg: Config, launcher: str, local_rank: int = 0) -> None:
     """Record the launcher and prepare a distributed run.
+
+    ``local_rank`` (``--local_rank`` of ``torch.distributed.launch``)
+    becomes ``LOCAL_RANK`` unless the launcher set it (torchrun does).
 
     With CUDA, a process asking for a local rank beyond the visible GPUs is
     an error. Without CUDA the run goes over the ``gloo`` backend: the
@@ -292,6 +312,8 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     Raises:
         ToolError: If more GPUs are asked for than the node has.
     """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)
     cfg.launcher = launcher
     if launcher == 'none':
         return
@@ -478,6 +500,25 @@ def check_checkpoint(cfg: Config,
     _ensure_mmeac_import(cfg)
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0644), making its folder: a
+    temporary file in the same folder renamed into place, so a reader never
+    sees half a file and a failed write leaves nothing behind."""
+    import tempfile
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def warn(prog: str, msg: str) -> None:
     """Print ``prog: warning: msg`` on stderr (rank 0 only)."""
     if os.environ.get('RANK', '0') == '0':
@@ -611,3 +652,166 @@ class NewPaths:
         log_dir = getattr(runner, 'log_dir', None)
         if log_dir and osp.isdir(log_dir):
             shutil.rmtree(log_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Test outputs: visualisation and predictions (tools/test.py)
+# --------------------------------------------------------------------------
+#: Endings ``tools/test.py --out`` can write.
+OUT_SUFFIXES = ('.pkl', '.pickle', '.json', '.yaml', '.yml')
+# Keys of a data sample that are inputs / ground truth or too large to dump.
+_DROP_KEYS = ('gt_sem_seg', 'gt_instances', 'gt_panoptic_seg',
+              'ignored_instances', 'gt_label', 'gt_score', 'seg_logits')
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Make the scope's visualisation hook draw every test sample.
+
+    Raises:
+        ToolError: If the config has no visualisation hook or its scope is
+            not one of mmseg, mmdet, mmpretrain.
+    """
+    hooks = cfg.get('default_hooks', None) or {}
+    hook = hooks.get('visualization', None)
+    if hook is None:
+        raise ToolError('--show-dir needs a `visualization` entry in the '
+                        "config's default_hooks")
+    scope = cfg.get('default_scope', None)
+    show_dir = osp.abspath(show_dir)
+    if scope == 'mmseg':  # SegVisualizationHook: images go to vis backends
+        hook['draw'] = True
+        hook['interval'] = 1
+        cfg.visualizer['save_dir'] = show_dir
+    elif scope == 'mmdet':  # DetVisualizationHook: test_out_dir
+        hook['draw'] = True
+        hook['interval'] = 1
+        hook['test_out_dir'] = show_dir
+    elif scope == 'mmpretrain':  # VisualizationHook: out_dir
+        hook['enable'] = True
+        hook['interval'] = 1
+        hook['out_dir'] = show_dir
+    else:
+        raise ToolError(f"--show-dir does not support default_scope '{scope}'"
+                        ' (mmseg, mmdet or mmpretrain)')
+
+
+def _to_cpu_plain(sample: Dict[str, Any]) -> Dict[str, Any]:
+    """Copy a prediction dict without ground truth, tensors on the CPU."""
+    import torch
+    out: Dict[str, Any] = {}
+    for key, value in sample.items():
+        if key in _DROP_KEYS:
+            continue
+        if isinstance(value, dict):
+            value = _to_cpu_plain(value)
+        elif isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        out[key] = value
+    inst = out.get('pred_instances', None)
+    if isinstance(inst, dict) and isinstance(
+            inst.get('masks', None), torch.Tensor):
+        import numpy as np
+        from pycocotools import mask as mask_utils
+        masks = inst['masks'].numpy().astype(np.uint8)
+        inst['masks'] = [
+            mask_utils.encode(np.asfortranarray(m)) for m in masks
+        ]
+    return out
+
+
+def build_prediction_collector():
+    """A no-op metric that gathers the predictions of all ranks.
+
+    After evaluation, rank 0 holds them in its ``predictions`` attribute.
+    """
+    from mmengine.evaluator import BaseMetric
+
+    class CollectPredictions(BaseMetric):
+        default_prefix: Optional[str] = 'predictions'
+
+        def __init__(self) -> None:
+            super().__init__(collect_device='cpu')
+            self.predictions: List[Dict[str, Any]] = []
+
+        def process(self, data_batch: Any,
+                    data_samples: Sequence[dict]) -> None:
+            self.results.extend(_to_cpu_plain(dict(s)) for s in data_samples)
+
+        def compute_metrics(self, results: list) -> dict:
+            self.predictions = list(results)
+            return {}
+
+    return CollectPredictions()
+
+
+def write_test_results(path: str, metrics: dict, collector=None) -> None:
+    """Write ``{'metrics': ...}`` (and the collector's ``'predictions'``)
+    to ``path`` (``.json`` / ``.yaml`` / ``.pkl``), making its folder."""
+    import mmengine
+    result: Dict[str, Any] = {'metrics': dict(metrics)}
+    if collector is not None:
+        result['predictions'] = collector.predictions
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    mmengine.dump(result, path)
+
+
+# --------------------------------------------------------------------------
+# Training options (tools/train.py)
+# --------------------------------------------------------------------------
+def use_amp(cfg: Config, amp: bool) -> None:
+    """``--amp``: ``AmpOptimWrapper`` (bf16 where the GPU has it, no loss
+    scaling needed; else fp16 with dynamic loss scaling). EAC keeps its
+    residual stream in float32 either way. Without CUDA it warns and the
+    run stays in fp32."""
+    if not amp:
+        return
+    import torch
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        if torch.cuda.is_bf16_supported():
+            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+        else:
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        import logging
+
+        from mmengine.logging import print_log
+        print_log(
+            '--amp needs CUDA (AmpOptimWrapper); training in fp32',
+            logger='current',
+            level=logging.WARNING)
+
+
+def resolve_resume(cfg: Config, resume: Optional[str], prog: str) -> None:
+    """Set ``cfg.resume`` / ``cfg.load_from`` from ``--resume``.
+
+    ``'auto'`` (``--resume`` without a value, or a config with
+    ``resume=True`` and no ``load_from``): the newest readable checkpoint
+    of the work dir; unreadable ones are skipped with a warning, and with
+    none the run starts from scratch (with a warning). A path: that file.
+
+    Raises:
+        ToolError: If the named checkpoint does not exist.
+    """
+    if resume is None and cfg.get('resume', False) and \
+            not cfg.get('load_from', None):
+        resume = 'auto'  # the config asks for MMEngine's auto-resume
+    if resume == 'auto':
+        from mmeac.engine.checkpoint import find_resume_checkpoint
+        found, skipped = find_resume_checkpoint(cfg.work_dir)
+        for msg in skipped:
+            warn(prog, msg)
+        if found is not None:
+            cfg.resume = True
+            cfg.load_from = found
+        else:
+            warn(
+                prog, 'no checkpoint to resume from in '
+                f"'{cfg.work_dir}'; training from the start")
+            cfg.resume = False
+    elif resume is not None:
+        if not osp.isfile(resume) and '://' not in resume:
+            raise ToolError(f"checkpoint '{resume}' to resume from does not "
+                            'exist')
+        cfg.resume = True
+        cfg.load_from = resume

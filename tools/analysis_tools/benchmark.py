@@ -66,6 +66,7 @@ Examples::
         --out-dir /tmp/b
     python tools/analysis_tools/benchmark.py --config CONFIG --scopes model
 """
+from __future__ import annotations
 import argparse
 import copy
 import gc
@@ -77,9 +78,10 @@ import signal
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SCOPES = ('backbone', 'model')
 MODES = ('forward', 'train')
@@ -122,40 +124,33 @@ def tool_peer_cfg(kind: str,
                   size: int,
                   patch_size: int = 16) -> dict:
     """Backbone config of a ``sdpa_vit`` / ``win_vit`` peer of ``arch``."""
-    d, layers, heads = (arch['embed_dims'], arch['num_layers'],
-                        arch['num_heads'])
+    d, layers = arch['embed_dims'], arch['num_layers']
+    vit_arch = dict(
+        embed_dims=d,
+        num_layers=layers,
+        num_heads=arch['num_heads'],
+        feedforward_channels=4 * d)
+    common = dict(
+        img_size=size,
+        patch_size=patch_size,
+        out_type='featmap',
+        drop_rate=0.0,
+        drop_path_rate=0.0)
     if kind == 'sdpa_vit':
         return dict(
             type='mmpretrain.VisionTransformer',
-            arch=dict(
-                embed_dims=d,
-                num_layers=layers,
-                num_heads=heads,
-                feedforward_channels=4 * d),
-            img_size=size,
-            patch_size=patch_size,
-            out_type='featmap',
+            arch=vit_arch,
             with_cls_token=True,
             final_norm=True,
-            drop_rate=0.0,
-            drop_path_rate=0.0)
+            **common)
     if kind == 'win_vit':
         return dict(
             type='BenchFusedViTSAM',
-            arch=dict(
-                embed_dims=d,
-                num_layers=layers,
-                num_heads=heads,
-                feedforward_channels=4 * d,
-                global_attn_indexes=global_blocks(layers)),
-            img_size=size,
-            patch_size=patch_size,
+            arch=dict(vit_arch, global_attn_indexes=global_blocks(layers)),
             out_channels=0,
-            out_type='featmap',
             use_rel_pos=True,
             window_size=WINDOW,
-            drop_rate=0.0,
-            drop_path_rate=0.0)
+            **common)
     raise ValueError(f'not a tool peer: {kind!r}')
 
 
@@ -402,6 +397,7 @@ def _freeze_batch_norm(model) -> None:
     """BatchNorm layers in eval mode: one image cannot be batch-normalised
     (e.g. a pooled 1x1 map in UperNet's PPM), so a batch-1 training step
     uses the running statistics."""
+    import torch
     for mod in model.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
             mod.eval()
@@ -422,6 +418,8 @@ def _step_fn(model,
              samples,
              budget: Optional[int] = None):
     """One measured step of ``model`` (at EAC core budget ``budget``)."""
+    import torch
+
     from mmeac.analysis.analysis_models import output_sum, tensor_forward
 
     def forward():
@@ -520,6 +518,8 @@ def measure(args, plan: Plan, device: torch.device,
     are timed round-robin. Entries are appended group by group, so that an
     interrupted run keeps the groups it finished.
     """
+    import torch
+
     from mmeac.analysis import release_freed_memory
     from mmeac.analysis.analysis_models import make_data_samples
     from mmeac.analysis.benchmark import (available_memory_bytes,
@@ -864,6 +864,7 @@ def plot(report: Dict, path: str) -> None:
 
 
 def _environment(device: torch.device, malloc_tuned: bool) -> Dict:
+    import torch
     name = platform.processor() or platform.machine()
     if device.type == 'cuda':
         name = torch.cuda.get_device_name(device)
@@ -916,9 +917,12 @@ def _sigterm(signum, frame):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    import torch
+
     import mmeac  # noqa: F401
     from mmeac.analysis import keep_freed_memory
     from mmeac.analysis.benchmark import resolve_device
+    from mmeac.utils.toolkit import error
     try:
         device = resolve_device(args.device)
         malloc_tuned = (not args.system_malloc and device.type == 'cpu'
@@ -928,8 +932,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _register_peers()
         plan = Plan(args)
     except ValueError as err:
-        print(f'benchmark.py: error: {err}', file=sys.stderr)
-        return 2
+        return error('benchmark.py', err)
     results: List[Dict] = []
     planned = len(_cases(args, plan))
     env = _environment(device, malloc_tuned)

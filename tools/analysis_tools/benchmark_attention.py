@@ -34,17 +34,15 @@ Examples::
     python tools/analysis_tools/benchmark_attention.py --sizes 512 1024 \\
         --op-sizes 1024 --sections backbone op
 """
+from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import os.path as osp
 import sys
-import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 SECTIONS = ('backbone', 'op', 'linear')
 TARGETS = {
@@ -111,6 +109,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
     """Time ``fns`` round-robin (see ``time_interleaved``); name ->
     ``dict(median_ms, runs_ms)``."""
+    import torch
+
     from mmeac.analysis.benchmark import summarize_times, time_interleaved
     times = time_interleaved(fns, torch.device('cpu'), args.repeats,
                              args.warmup, args.max_seconds)
@@ -124,6 +124,8 @@ def _side_by_side(fns: Dict[str, Callable[[], object]], args) -> Dict:
 
 
 def _backbone(args, dense: bool):
+    import torch
+
     from mmeac.analysis.analysis_models import build_model, eac_backbone_cfg
     torch.manual_seed(args.seed)
     model = build_model(
@@ -136,11 +138,14 @@ def _backbone(args, dense: bool):
 
 
 def _image(size: int, seed: int) -> torch.Tensor:
+    import torch
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(1, 3, size, size, generator=gen)
 
 
 def bench_backbone(args, eac, dense) -> List[Dict]:
+    import torch
+
     from mmeac.ops.flops import eac_backbone_flops
     rows = []
     for size in args.sizes:
@@ -185,6 +190,8 @@ def sdpa_pair_attention(q: torch.Tensor,
                         scale: Optional[float] = None) -> torch.Tensor:
     """The authors' formulation, the op's baseline: two SDPA calls and a
     concatenation (differentiated by autograd through SDPA)."""
+    import torch
+    import torch.nn.functional as F
     c = num_cores
     core = F.scaled_dot_product_attention(q[:, :, :c], k, v, scale=scale)
     patch = F.scaled_dot_product_attention(
@@ -209,6 +216,8 @@ OP_STEPS = (('', 'attention'), ('_merged', '+ merge heads'),
 
 
 def bench_op(args, eac) -> List[Dict]:
+    import torch
+
     from mmeac.ops import core_periphery_attention
     args = argparse.Namespace(**{**vars(args), 'repeats': args.op_repeats})
     heads, c = eac.num_heads, args.num_cores
@@ -269,6 +278,7 @@ def linear_only_fn(backbone,
     """The backbone's linear layers alone: patch conv + qkv/proj/fc1/fc2 per
     block over all C + N tokens, on preallocated contiguous inputs; with
     ``bias=False`` their matmuls without the bias adds."""
+    import torch
     p = backbone.patch_size
     n = (size // p)**2
     tokens = n + backbone.num_cores
@@ -296,6 +306,7 @@ def linear_only_fn(backbone,
 
 
 def bench_linear(args, eac) -> Dict:
+    import torch
     size = args.linear_size
     x = _image(size, args.seed)
     with torch.no_grad():
@@ -384,10 +395,13 @@ def format_report(res: Dict) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    import torch
+
     import mmeac  # noqa: F401
     from mmeac.analysis import keep_freed_memory
     from mmeac.analysis.analysis_models import model_arch
     from mmeac.ops import HAS_COMPILED_KERNEL
+    from mmeac.utils.toolkit import error, write_text_atomic
     malloc_tuned = not args.system_malloc and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -400,8 +414,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f'sizes must be >= one 16 px patch, got {sizes}')
         eac = _backbone(args, dense=False)  # validates arch and budget
     except ValueError as err:
-        print(f'benchmark_attention.py: error: {err}', file=sys.stderr)
-        return 2
+        return error('benchmark_attention.py', err)
     res = dict(
         arch=model_arch(args.arch),
         num_cores=args.num_cores,
@@ -422,13 +435,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         res['linear'] = bench_linear(args, eac)
     print(format_report(res))
     if args.json:
-        folder = osp.dirname(osp.abspath(args.json))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(res, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, args.json)
+        write_text_atomic(args.json, json.dumps(res, indent=2))
         print(f'wrote {args.json}')
     return 0
 

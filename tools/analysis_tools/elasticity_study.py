@@ -44,12 +44,16 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional
 
+PROG = 'elasticity_study.py'
 VARIANTS = ('nested', 'fixed')
 INPUTS = ('color', 'gray')
+#: The command-line settings the report records.
+SETTINGS = ('arch', 'patch_size', 'max_cores', 'core_chunk', 'size', 'iters',
+            'batch_size', 'lr', 'num_train', 'num_val', 'seed', 'input',
+            'mask_ratio')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -105,9 +109,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
     """The mmseg config of one variant (everything but the budget shared)."""
-    from mmeac.analysis.analysis_models import parse_arch
+    from mmeac.analysis.analysis_models import (linear_segmentor, model_arch,
+                                                parse_arch)
     arch = parse_arch(args.arch)
-    from mmeac.analysis.analysis_models import model_arch
     dims = model_arch(arch)['embed_dims']
     crop = (args.size, args.size)
     gray = args.input == 'gray'
@@ -176,39 +180,21 @@ def seg_config(args, variant: str, data_root: str, work_dir: str) -> Dict:
                     seg_map_path=f'annotations/{split}'),
                 pipeline=pipeline))
 
+    model = linear_segmentor(backbone, dims, dropout_ratio=0.0)
+    model['data_preprocessor'] = dict(
+        type='SegDataPreProcessor',
+        mean=mean,
+        std=std,
+        bgr_to_rgb=not gray,
+        pad_val=0,
+        seg_pad_val=255,
+        size=crop)
     warmup = max(1, args.iters // 10)
     return dict(
         default_scope='mmseg',
         custom_imports=dict(imports=['mmeac'], allow_failed_imports=False),
         work_dir=work_dir,
-        model=dict(
-            type='EncoderDecoder',
-            data_preprocessor=dict(
-                type='SegDataPreProcessor',
-                mean=mean,
-                std=std,
-                bgr_to_rgb=not gray,
-                pad_val=0,
-                seg_pad_val=255,
-                size=crop),
-            backbone=backbone,
-            decode_head=dict(
-                type='FCNHead',
-                in_channels=dims,
-                in_index=-1,
-                channels=dims,
-                num_convs=0,
-                concat_input=False,
-                dropout_ratio=0.0,
-                num_classes=150,
-                norm_cfg=None,
-                align_corners=False,
-                loss_decode=dict(
-                    type='CrossEntropyLoss',
-                    use_sigmoid=False,
-                    loss_weight=1.0)),
-            train_cfg=dict(),
-            test_cfg=dict(mode='whole')),
+        model=model,
         train_dataloader=loader('training', train_pipeline, args.batch_size,
                                 True),
         val_dataloader=loader('validation', test_pipeline, 1, False),
@@ -390,24 +376,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
     from mmeac.testing import make_ade20k
+    from mmeac.utils.toolkit import error, write_text_atomic
     if args.max_cores % args.core_chunk or args.max_cores < args.core_chunk:
-        print(
-            'elasticity_study.py: error: --max-cores must be a multiple of '
-            '--core-chunk',
-            file=sys.stderr)
-        return 2
+        return error(PROG, '--max-cores must be a multiple of --core-chunk')
     if args.size < args.patch_size or args.iters < 1:
-        print(
-            'elasticity_study.py: error: --size must be >= --patch-size '
-            'and --iters >= 1',
-            file=sys.stderr)
-        return 2
+        return error(PROG, '--size must be >= --patch-size and --iters >= 1')
     if not 0 <= args.mask_ratio < 1:
-        print(
-            'elasticity_study.py: error: --mask-ratio must be in [0, 1), '
-            f'got {args.mask_ratio}',
-            file=sys.stderr)
-        return 2
+        return error(PROG,
+                     f'--mask-ratio must be in [0, 1), got {args.mask_ratio}')
     os.makedirs(args.work_dir, exist_ok=True)
     data_parent = args.data_root or osp.join(args.work_dir, 'data')
     data_root = make_ade20k(
@@ -416,24 +392,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         num_train=args.num_train,
         num_val=args.num_val,
         seed=args.seed)
-    report = dict(
-        settings=dict(
-            arch=args.arch,
-            patch_size=args.patch_size,
-            max_cores=args.max_cores,
-            core_chunk=args.core_chunk,
-            size=args.size,
-            num_patches=(args.size // args.patch_size)**2,
-            iters=args.iters,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            num_train=args.num_train,
-            num_val=args.num_val,
-            seed=args.seed,
-            input=args.input,
-            mask_ratio=args.mask_ratio,
-            data_root=data_root),
-        variants={})
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    settings.update(
+        num_patches=(args.size // args.patch_size)**2, data_root=data_root)
+    report = dict(settings=settings, variants={})
     if args.jobs > 1 and len(args.variants) > 1:
         report['variants'] = _run_parallel(args, data_root)
     else:
@@ -442,11 +404,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     md = markdown(report)
     for name, text in (('elasticity.json', json.dumps(report, indent=2)),
                        ('elasticity.md', md + '\n')):
-        fd, tmp = tempfile.mkstemp(dir=args.work_dir, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, osp.join(args.work_dir, name))
+        write_text_atomic(osp.join(args.work_dir, name), text)
     print(md)
     return 0
 

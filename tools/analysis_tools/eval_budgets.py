@@ -35,11 +35,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import DictAction
 
-from mmeac.utils.toolkit import (ToolError, build_runner, check_checkpoint,
-                                 check_data_roots, check_samples,
-                                 check_writable, default_work_dir, fail,
-                                 import_mmeac, load_config)
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -129,6 +124,7 @@ class StepMeter:
 
 
 def _pick_metric(metrics: Dict[str, float], wanted: Optional[str]) -> str:
+    from mmeac.utils.toolkit import ToolError
     if wanted is not None:
         if wanted not in metrics:
             raise ToolError(f"metric '{wanted}' is not among the evaluator's "
@@ -180,6 +176,7 @@ def write_plot(path: str, results: Sequence[dict], metric: str,
 
 
 def _backbone(model):
+    from mmeac.utils.toolkit import ToolError
     model = getattr(model, 'module', model)
     backbone = getattr(model, 'backbone', None)
     if backbone is None or not hasattr(backbone, 'allowed_budgets'):
@@ -192,6 +189,11 @@ def _backbone(model):
 def sweep(args: argparse.Namespace) -> dict:
     """Run the sweep; return the JSON-able summary (files not written)."""
     import torch
+
+    from mmeac.utils.toolkit import (ToolError, build_runner, check_checkpoint,
+                                     check_data_roots, check_samples,
+                                     check_writable, default_work_dir,
+                                     import_mmeac, load_config)
     cfg = load_config(args.config, args.cfg_options)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise ToolError(f"checkpoint '{args.checkpoint}' does not exist")
@@ -282,6 +284,7 @@ def sweep(args: argparse.Namespace) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     from mmeac.errors import InputError, one_line
+    from mmeac.utils.toolkit import ToolError, fail
     try:
         summary = sweep(args)
     except ToolError as e:

@@ -21,13 +21,9 @@ Examples::
 import argparse
 import copy
 import json
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Dict, List, Optional
-
-import torch
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -153,6 +149,8 @@ def _count(model, inputs, whole: bool, device: str) -> Dict[str, int]:
 
 def compute(args: argparse.Namespace) -> Dict:
     """Build both networks, count and compute the formulas."""
+    import torch
+
     import mmeac  # noqa: F401
     from mmeac.analysis.analysis_models import build_model
     from mmeac.ops.flops import (attention_pairs, counted_by_category,
@@ -242,32 +240,16 @@ def format_table(result: Dict) -> str:
     return '\n'.join(lines)
 
 
-def write_json(path: str, data: Dict) -> None:
-    """Write atomically: a temporary file renamed into place."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from mmeac.utils.toolkit import error, write_text_atomic
     try:
         result = compute(args)
     except ValueError as err:
-        print(f'get_flops.py: error: {err}', file=sys.stderr)
-        return 2
+        return error('get_flops.py', err)
     print(format_table(result))
     if args.json:
-        write_json(args.json, result)
+        write_text_atomic(args.json, json.dumps(result, indent=2))
         print(f'\nwrote {args.json}')
     return 0
 

@@ -25,6 +25,7 @@ Example::
     python tools/analysis_tools/visualize_cores.py demo.jpg CONFIG CKPT \\
         --budgets 8 16 32 64 --layers all --out-dir work_dirs/cores
 """
+from __future__ import annotations
 import argparse
 import json
 import os
@@ -32,10 +33,12 @@ import os.path as osp
 import shutil
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: Size of one grid panel in inches (at ``DPI``): 160 x 160 pixels.
 PANEL_INCH = 1.6
@@ -169,6 +172,7 @@ def load_image(path: str,
         [1, in_channels, H, W]).
     """
     import mmcv
+    import torch
     if not osp.isfile(path):
         raise ValueError(f'image {path} does not exist')
     bgr = mmcv.imread(path, channel_order='bgr')
@@ -226,6 +230,7 @@ def _overlay(ax,
              amap: torch.Tensor,
              coord=None,
              title: str = '') -> None:
+    import torch
     h, w = rgb.shape[:2]
     up = torch.nn.functional.interpolate(
         amap[None, None].float(),
@@ -253,21 +258,26 @@ def _save(plt, fig, path: str) -> None:
     plt.close(fig)
 
 
-def attention_grid(rgb, result: Dict, num_show: int, path: str) -> None:
-    layers = result['layers']
-    k = min(num_show, result['num_cores'])
-    plt, fig, axes = _figure(len(layers), k)
-    fig.suptitle(
-        f"core-to-patch attention, C={result['num_cores']} "
-        '(weighted by ||v||; + = core position)',
-        fontsize=9)
-    for r, layer in enumerate(layers):
-        maps = result['maps'][layer][0]
+def _map_grid(rgb, rows: List[Tuple], num_show: int, title: str,
+              path: str) -> None:
+    """One row per ``(maps, coords, label)``: cores ``0..num_show-1``."""
+    plt, fig, axes = _figure(len(rows), num_show)
+    fig.suptitle(title, fontsize=9)
+    for r, (maps, coords, label) in enumerate(rows):
         area = effective_area(maps)
-        for j in range(k):
-            _overlay(axes[r][j], rgb, maps[j], result['coords'][0, layer, j],
-                     f'L{layer} core {j} ({100 * float(area[j]):.0f}%)')
+        for j in range(num_show):
+            _overlay(axes[r][j], rgb, maps[j], coords[j],
+                     f'{label} core {j} ({100 * float(area[j]):.0f}%)')
     _save(plt, fig, path)
+
+
+def attention_grid(rgb, result: Dict, num_show: int, path: str) -> None:
+    rows = [(result['maps'][layer][0], result['coords'][0, layer], f'L{layer}')
+            for layer in result['layers']]
+    _map_grid(
+        rgb, rows, min(num_show, result['num_cores']),
+        f"core-to-patch attention, C={result['num_cores']} "
+        '(weighted by ||v||; + = core position)', path)
 
 
 def trajectory_plot(rgb, result: Dict, path: str) -> None:
@@ -298,20 +308,12 @@ def trajectory_plot(rgb, result: Dict, path: str) -> None:
 def budget_grid(rgb, results: Dict[int, Dict], layer: int, num_show: int,
                 path: str) -> None:
     budgets = sorted(results)
-    k = min([num_show] + budgets)
-    plt, fig, axes = _figure(len(budgets), k)
-    fig.suptitle(
+    rows = [(results[b]['maps'][layer][0], results[b]['coords'][0, layer],
+             f'C={b}') for b in budgets]
+    _map_grid(
+        rgb, rows, min([num_show] + budgets),
         f'layer {layer}: the same cores at each budget '
-        '(% = effective area)',
-        fontsize=9)
-    for r, b in enumerate(budgets):
-        maps = results[b]['maps'][layer][0]
-        area = effective_area(maps)
-        for j in range(k):
-            _overlay(axes[r][j], rgb, maps[j], results[b]['coords'][0, layer,
-                                                                    j],
-                     f'C={b} core {j} ({100 * float(area[j]):.0f}%)')
-    _save(plt, fig, path)
+        '(% = effective area)', path)
 
 
 # -------------------------------------------------------------------- main
@@ -386,11 +388,11 @@ def run(args: argparse.Namespace) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from mmeac.utils.toolkit import error
     try:
         names = run(args)
     except ValueError as err:
-        print(f'visualize_cores.py: error: {err}', file=sys.stderr)
-        return 2
+        return error('visualize_cores.py', err)
     print(f'wrote {len(names)} files to {args.out_dir}: {", ".join(names)}')
     return 0
 

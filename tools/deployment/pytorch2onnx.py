@@ -91,11 +91,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _fail(msg: str) -> int:
-    print(f'{PROG}: error: {msg}', file=sys.stderr, flush=True)
-    return 2
-
-
 def _default_shape(cfg) -> List[int]:
     size = cfg.get('crop_size', None) or cfg.get('image_size', None)
     if isinstance(size, (list, tuple)) and len(size) == 2:
@@ -103,18 +98,20 @@ def _default_shape(cfg) -> List[int]:
     return [512, 512]
 
 
-def _check(args) -> Optional[str]:
+def _check(args) -> None:
+    """Raise ``ValueError`` naming the first problem of the command line
+    that needs no model."""
     if not args.out.endswith('.onnx'):
-        return f'--out {args.out} must end with .onnx'
+        raise ValueError(f'--out {args.out} must end with .onnx')
     if osp.isdir(args.out):
-        return f'--out {args.out} is a folder'
+        raise ValueError(f'--out {args.out} is a folder')
     if osp.exists(args.out) and not args.overwrite:
-        return f'--out {args.out} exists; pass --overwrite to replace it'
+        raise ValueError(
+            f'--out {args.out} exists; pass --overwrite to replace it')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        return f'checkpoint {args.checkpoint} does not exist'
+        raise ValueError(f'checkpoint {args.checkpoint} does not exist')
     if args.benchmark < 0:
-        return f'--benchmark must be >= 0, got {args.benchmark}'
-    return None
+        raise ValueError(f'--benchmark must be >= 0, got {args.benchmark}')
 
 
 def _compare(wrapper, session, x) -> float:
@@ -139,33 +136,34 @@ def _compare(wrapper, session, x) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    problem = _check(args)
-    if problem:
-        return _fail(problem)
     import torch
 
     from mmeac.apis.inference import load_config
     from mmeac.apis.onnx_export import (build_export_model, export_onnx,
                                         onnx_session)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from mmeac.utils.toolkit import error
     try:
+        _check(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         cfg = load_config(args.config, args.cfg_options)
         wrapper, info = build_export_model(cfg, args.checkpoint, args.part,
                                            args.num_cores)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
-        return _fail(str(err).splitlines()[0] if str(err) else repr(err))
+        return error(PROG, str(err).splitlines()[0] if str(err) else repr(err))
     shape = args.shape or _default_shape(cfg)
     patch = info['patch_size']
     if min(shape) < patch:
-        return _fail(f'--shape {shape[0]} {shape[1]} is smaller than one '
-                     f'{patch}x{patch} patch')
+        return error(
+            PROG, f'--shape {shape[0]} {shape[1]} is smaller than one '
+            f'{patch}x{patch} patch')
     try:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as err:
-        return _fail(f'{err.name} is not installed: pip install -r '
-                     'requirements/onnx.txt')
+        return error(
+            PROG, f'{err.name} is not installed: pip install -r '
+            'requirements/onnx.txt')
     print(f'{PROG}: exporting {info["task"]} {info["part"]} at '
           f'{info["num_cores"]} cores, {shape[0]}x{shape[1]}'
           f'{" (dynamic batch/H/W)" if args.dynamic else ""} -> {args.out}')

@@ -17,17 +17,11 @@ make (no manifest, or files the manifest does not account for) is never
 replaced or deleted, ``--force`` or not.
 """
 import argparse
-import os.path as osp
 import sys
 import time
 
-from mmeac.testing import synthetic
-
-MAKERS = {
-    'ade20k': synthetic.make_ade20k,
-    'coco': synthetic.make_coco,
-    'imagenet': synthetic.make_imagenet,
-}
+#: The layouts, each written by ``mmeac.testing.synthetic.make_<name>``.
+DATASETS = ('ade20k', 'coco', 'imagenet')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description='Generate the built-in synthetic datasets.')
     parser.add_argument(
         'dataset',
-        choices=sorted(MAKERS) + ['all'],
+        choices=list(DATASETS) + ['all'],
         help='which layout to write')
     parser.add_argument(
         '--out', default='data', help='output root (default: data)')
@@ -58,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    prog = osp.basename(sys.argv[0])
+    from mmeac.testing import synthetic
+    from mmeac.utils.toolkit import error
     try:
         size = synthetic.parse_size(args.size)
         for name, n in (('--num-train', args.num_train), ('--num-val',
@@ -66,13 +61,12 @@ def main(argv=None) -> int:
             if n < 1:
                 raise ValueError(f'{name} must be at least 1, got {n}')
     except ValueError as e:
-        print(f'{prog}: error: {e}', file=sys.stderr)
-        return 2
-    names = sorted(MAKERS) if args.dataset == 'all' else [args.dataset]
+        return error(sys.argv[0], e)
+    names = list(DATASETS) if args.dataset == 'all' else [args.dataset]
     for name in names:
         start = time.time()
         try:
-            root = MAKERS[name](
+            root = getattr(synthetic, f'make_{name}')(
                 args.out,
                 size=size,
                 num_train=args.num_train,
@@ -80,8 +74,7 @@ def main(argv=None) -> int:
                 seed=args.seed,
                 force=args.force)
         except (synthetic.BuiltinDataExistsError, OSError) as e:
-            print(f'{prog}: error: {e}', file=sys.stderr)
-            return 1
+            return error(sys.argv[0], e, status=1)
         print(f'{name}: {root} ({args.num_train} train + {args.num_val} val, '
               f'{size[0]}x{size[1]}, seed {args.seed}, '
               f'{time.time() - start:.1f}s)')

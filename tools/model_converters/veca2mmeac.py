@@ -26,8 +26,6 @@ import pickle
 import sys
 import tempfile
 
-import torch
-
 PROG = osp.basename(__file__)
 EXPECTED = ('expected an EAC authors\' (VECA) checkpoint: a torch.save dict '
             'with a "student" state dict and a "config"')
@@ -59,6 +57,7 @@ def load_source(path: str) -> dict:
     Raises:
         ConvertError: SRC is missing, unreadable or not a checkpoint.
     """
+    import torch
     if not osp.exists(path):
         raise ConvertError(f'source checkpoint {path} does not exist')
     if not osp.isfile(path):
@@ -96,6 +95,7 @@ def _check_destination(src: str, dst: str, overwrite: bool) -> None:
 
 def _save_atomic(obj: dict, dst: str) -> None:
     """``torch.save`` to a temporary file next to DST, fsync, rename."""
+    import torch
     dst_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(dst_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     from mmeac.models.backbones.veca_checkpoint import (
         arch_name, convert_veca_checkpoint, describe_output_proj,
         veca_output_proj)
+    from mmeac.utils.toolkit import error
     try:
         _check_destination(args.src, args.dst, args.overwrite)
         ckpt = load_source(args.src)
@@ -129,8 +130,7 @@ def main(argv=None) -> int:
             raise ConvertError(f'{args.src} holds arch {name!r} '
                                f'({kwargs["arch"]}), not {args.arch!r}')
     except ConvertError as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 1
+        return error(PROG, err, status=1)
     meta = dict(
         source='veca',
         arch_name=name,

@@ -1,0 +1,87 @@
+"""``--help`` of every tool: exit 0 and its usage, before torch or the
+OpenMMLab model zoos are imported (the tools import them in ``main()``,
+after their argument parser has run)."""
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from _tool_helpers import REPO, tool_env
+
+#: Every Python tool, relative to the repository.
+TOOLS = ('tools/train.py', 'tools/test.py',
+         'tools/analysis_tools/benchmark.py',
+         'tools/analysis_tools/benchmark_attention.py',
+         'tools/analysis_tools/elasticity_study.py',
+         'tools/analysis_tools/eval_budgets.py',
+         'tools/analysis_tools/get_flops.py',
+         'tools/analysis_tools/visualize_cores.py',
+         'tools/deployment/pytorch2onnx.py', 'tools/misc/make_builtin_data.py',
+         'tools/model_converters/veca2mmeac.py', 'demo/image_demo.py')
+#: Modules ``--help`` must not import.
+HEAVY = ('torch', 'mmcv', 'mmseg', 'mmdet', 'mmpretrain', 'mmeac')
+
+# Runs each tool as ``__main__`` with ``--help`` in this one interpreter and
+# prints, per tool, its exit status, the heavy modules loaded so far and the
+# first line of its help. A tool that loads one is the first to show it.
+WRAPPER = textwrap.dedent('''
+    import contextlib, io, json, os, runpy, sys
+    heavy, out = sys.argv[1].split(','), {}
+    for path in sys.argv[2:]:
+        sys.argv = [path, '--help']
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            try:
+                runpy.run_path(path, run_name='__main__')
+                code = 'no exit'
+            except SystemExit as exc:
+                code = exc.code
+        out[path] = dict(
+            code=code,
+            loaded=[m for m in heavy if m in sys.modules],
+            usage=buf.getvalue().splitlines()[:1])
+    print(json.dumps(out))
+''')
+
+
+def test_help_of_every_tool_imports_no_heavy_module():
+    import json
+    proc = subprocess.run(
+        [sys.executable, '-c', WRAPPER, ','.join(HEAVY)] +
+        [osp.join(REPO, t) for t in TOOLS],
+        cwd=REPO,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for tool in TOOLS:
+        got = result[osp.join(REPO, tool)]
+        assert got['code'] == 0, (tool, got)
+        assert got['usage'] and got['usage'][0].startswith(
+            f'usage: {osp.basename(tool)}'), (tool, got)
+        assert got['loaded'] == [], (tool, got)
+
+
+@pytest.mark.parametrize('tool', ['tools/train.py', 'tools/test.py'])
+def test_help_in_a_fresh_process_does_not_import_torch(tool):
+    """The script as users run it: ``-X importtime`` lists every module
+    the interpreter imported."""
+    proc = subprocess.run(
+        [sys.executable, '-X', 'importtime',
+         osp.join(REPO, tool), '--help'],
+        cwd=REPO,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f'usage: {osp.basename(tool)}')
+    imported = {
+        line.rsplit('|', 1)[-1].strip().split('.')[0]
+        for line in proc.stderr.splitlines() if line.startswith('import time:')
+    }
+    assert 'argparse' in imported  # the listing is there ...
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
