@@ -291,15 +291,17 @@ def test_benchmark_skips_and_rejects(tmp_path, capsys):
 def test_benchmark_interrupted_keeps_measured_cases(tmp_path, monkeypatch):
     import mmeac.analysis.benchmark as bench_utils
     tool = _tool('benchmark')
-    real, calls = bench_utils.time_runs, []
+    real, calls = bench_utils.time_interleaved, []
 
-    def interrupt_third(*args, **kwargs):
+    def interrupt_second_group(*args, **kwargs):
+        # one call per (scope, size, mode) group: forward, then train
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench_utils, 'time_runs', interrupt_third)
+    monkeypatch.setattr(bench_utils, 'time_interleaved',
+                        interrupt_second_group)
     out = tmp_path / 'b'
     assert tool.main([
         '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '8', '16',
