@@ -207,3 +207,14 @@ def miou_from_predictions(predictions: List[dict],
             p[p == g], minlength=num_classes)[:num_classes]
     present = union > 0
     return float(np.mean(inter[present] / union[present]) * 100)
+
+
+def run_error_line(proc: subprocess.CompletedProcess, tool: str) -> str:
+    """An error found while the runner runs: after the libraries' own
+    warnings, the last stderr line is the error (exit 2, no traceback)."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ': error: ' in ln]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert errors == [last] and last.startswith(f'{tool}: error: '), last
+    return last
