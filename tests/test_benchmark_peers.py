@@ -142,29 +142,14 @@ def test_high_resolution_whole_image_mode(tmp_path):
     window); its dense twin is skipped there by the FLOPs estimate.
     In-process (``call_tool``)."""
     out = tmp_path / 'highres'
-    res = call_tool(
-        TOOL,
-        '--config',
-        MICRO_PROBE,
-        '--scopes',
-        'model',
-        '--modes',
-        'forward',
-        '--models',
-        'eac',
-        'dense',
-        '--sizes',
-        '256',
-        '1024',
-        '--budgets',
-        '16',
-        '--single-run',
-        '--max-gflops',
-        '50',
-        '--no-progress',
+    argv = [
+        '--config', MICRO_PROBE, '--scopes', 'model', '--modes', 'forward',
+        '--models', 'eac', 'dense', '--sizes', '256', '1024', '--budgets',
+        '16', '--single-run', '--max-gflops', '50', '--no-progress',
         '--out-dir',
-        str(out),
-        cwd=str(tmp_path))
+        str(out)
+    ]
+    res = call_tool(TOOL, *argv, cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'benchmark.json').read_text())
     rows = {(r['kind'], r['size']): r for r in report['results']}

@@ -94,18 +94,11 @@ def _snapshot(folder):
 @pytest.mark.parametrize('task', ['seg', 'det', 'cls'])
 def test_demo_draws_each_task(task, ckpts, images, tmp_path):
     out = tmp_path / 'vis' / f'{task}.png'
-    res = call_tool(
-        DEMO,
-        images[0],
-        CONFIGS[task],
-        ckpts[task],
-        '--out-file',
-        str(out),
-        '--num-cores',
-        '8',
-        '--device',
-        'cpu',
-        cwd=str(tmp_path))
+    argv = [
+        images[0], CONFIGS[task], ckpts[task], '--out-file',
+        str(out), '--num-cores', '8', '--device', 'cpu'
+    ]
+    res = call_tool(DEMO, *argv, cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     assert f'{task} model, 8 cores, 1 image(s)' in res.stdout
     drawn = mmcv.imread(str(out))
@@ -176,15 +169,11 @@ def test_demo_bad_input_one_line_nothing_written(case, ckpts, images,
     extra = args(tmp_path, images)
     img, rest = extra[0], extra[1:]
     before = _snapshot(str(tmp_path))
-    res = call_tool(
-        DEMO,
-        img,
-        CONFIGS['seg'],
-        ckpts['seg'],
-        '--out-file',
-        str(tmp_path / 'out' / 'x.png'),
-        *rest,
-        cwd=str(tmp_path))
+    argv = [
+        img, CONFIGS['seg'], ckpts['seg'], '--out-file',
+        str(tmp_path / 'out' / 'x.png'), *rest
+    ]
+    res = call_tool(DEMO, *argv, cwd=str(tmp_path))
     assert msg.format(d=tmp_path) in run_error_line(res, 'image_demo.py')
     assert _snapshot(str(tmp_path)) == before
 
