@@ -568,17 +568,10 @@ def test_elasticity_config_and_table():
     assert seg.backbone.train_num_cores == 64
     assert seg.backbone.allowed_budgets == tuple(range(8, 65, 8))
     assert seg.backbone.patch_embed.proj.in_channels == 3
+    # the settings the study records: its arguments and the patch count
+    settings = dict(vars(args), num_patches=(args.size // args.patch_size)**2)
     report = dict(
-        settings=dict(
-            arch='tiny',
-            patch_size=8,
-            max_cores=32,
-            size=128,
-            num_patches=256,
-            iters=10,
-            batch_size=8,
-            num_train=5,
-            num_val=2),
+        settings=settings,
         variants=dict(
             nested=dict(scores={
                 8: dict(mIoU=40.0),
@@ -591,6 +584,7 @@ def test_elasticity_config_and_table():
     md = tool.markdown(report)
     assert '| 8 | 40.00 | 80% | 10.00 | 20% |' in md
     assert '| 32 | 50.00 | 100% | 50.00 | 100% |' in md
+    assert f'{args.iters} iterations x batch {args.batch_size} on ' in md
 
 
 def test_elasticity_study_end_to_end(tmp_path):

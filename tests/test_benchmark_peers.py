@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from _tool_helpers import REPO, run
+from _tool_helpers import REPO, call_tool, run
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MICRO_PROBE = osp.join(
@@ -105,6 +105,7 @@ def test_goals(bench):
 
 
 def test_peers_side_by_side(tmp_path):
+    """A real subprocess: the tool's command line (CLI smoke)."""
     out = tmp_path / 'bench'
     res = run([
         sys.executable, TOOL, '--arch', TINY, '--max-cores', '16', '--budgets',
@@ -138,17 +139,17 @@ def test_peers_side_by_side(tmp_path):
 
 def test_high_resolution_whole_image_mode(tmp_path):
     """A tiny segmentor whole-image at 1024 px (16k patches, no sliding
-    window); its dense twin is skipped there by the FLOPs estimate."""
+    window); its dense twin is skipped there by the FLOPs estimate.
+    In-process (``call_tool``)."""
     out = tmp_path / 'highres'
-    res = run([
-        sys.executable, TOOL, '--config', MICRO_PROBE, '--scopes', 'model',
-        '--modes', 'forward', '--models', 'eac', 'dense', '--sizes', '256',
-        '1024', '--budgets', '16', '--single-run', '--max-gflops', '50',
-        '--no-progress', '--out-dir',
+    argv = [
+        '--config', MICRO_PROBE, '--scopes', 'model', '--modes', 'forward',
+        '--models', 'eac', 'dense', '--sizes', '256', '1024', '--budgets',
+        '16', '--single-run', '--max-gflops', '50', '--no-progress',
+        '--out-dir',
         str(out)
-    ],
-              cwd=str(tmp_path),
-              timeout=900)
+    ]
+    res = call_tool(TOOL, *argv, cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / 'benchmark.json').read_text())
     rows = {(r['kind'], r['size']): r for r in report['results']}
