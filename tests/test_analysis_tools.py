@@ -589,18 +589,25 @@ def test_elasticity_config_and_table():
 
 def test_elasticity_study_end_to_end(tmp_path):
     """A few iterations of both variants (in two processes): the study
-    writes its table, JSON, configs and checkpoints."""
+    writes its table, JSON, configs and checkpoints.
+
+    The tool runs in a fresh interpreter: it forks its variant workers,
+    and a fork after autograd's threads started (any backward earlier in
+    this pytest process) cannot run a backward in the child.
+    """
+    from _tool_helpers import python_tool, run
     tool = _tool('elasticity_study')
     work = tmp_path / 'study'
-    rc = tool.main([
-        '--work-dir',
-        str(work), '--size', '32', '--num-train', '4', '--num-val', '2',
-        '--iters', '2', '--batch-size', '2', '--arch',
-        json.dumps(
-            dict(embed_dims=32, num_layers=2, num_heads=2,
-                 mlp_ratio=2.0)), '--max-cores', '16', '--jobs', '2'
-    ])
-    assert rc == 0
+    res = run(
+        python_tool(
+            'analysis_tools/elasticity_study.py', '--work-dir', str(work),
+            '--size', '32', '--num-train', '4', '--num-val', '2', '--iters',
+            '2', '--batch-size', '2', '--arch',
+            json.dumps(
+                dict(embed_dims=32, num_layers=2, num_heads=2,
+                     mlp_ratio=2.0)), '--max-cores', '16', '--jobs', '2'),
+        cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
     rep = json.loads((work / 'elasticity.json').read_text())
     nested, fixed = rep['variants']['nested'], rep['variants']['fixed']
     assert nested['train_budgets'] == [8, 16
