@@ -399,3 +399,35 @@ def call_runner_tool(path: str,
             module=r'(mmengine|mmcv|mmseg|mmdet|mmpretrain|pycocotools)\b')
         torch.set_num_threads(1)
         return call_tool(path, *args, cwd=cwd)
+
+
+# ------------------------------------------------------------ tiny EACViTs
+#: The architecture of the authors' fixture checkpoint
+#: (``../shared/fixtures/veca_tiny_official_ckpt.pt``, 32 cores).
+FIXTURE_ARCH = dict(
+    embed_dims=64, num_layers=3, num_heads=2, mlp_ratio=2.66667)
+#: A tiny EACViT for unit tests (32 wide, 3 blocks).
+TINY_ARCH = dict(embed_dims=32, num_layers=3, num_heads=2, mlp_ratio=2.0)
+
+
+def fixture_eac(checkpoint, **kwargs):
+    """An ``EACViT`` of the fixture's architecture that loads ``checkpoint``
+    through ``init_cfg`` when its ``init_weights()`` runs."""
+    from mmeac.models import EACViT
+    kwargs.setdefault('arch', FIXTURE_ARCH)
+    kwargs.setdefault('max_cores', 32)
+    return EACViT(
+        init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint)), **kwargs)
+
+
+def tiny_eac(**kwargs):
+    """An initialised ``EACViT`` (``TINY_ARCH``, 32 cores, seed 0)."""
+    import torch
+
+    from mmeac.models import EACViT
+    kwargs.setdefault('arch', TINY_ARCH)
+    kwargs.setdefault('max_cores', 32)
+    torch.manual_seed(0)
+    model = EACViT(**kwargs)
+    model.init_weights()
+    return model

@@ -26,18 +26,17 @@ DEMO_DISTILL = \
 DEMO_PROBE = \
     'configs/demo/linear-probe_eac-micro_1xb32-300it_builtin-imagenet-64px.py'
 
+#: The demo's teacher (a patch-8 ViT giving all its tokens) and student (a
+#: patch-8 EAC with 32 cores), shrunk for unit tests.
+_DEMO_MODEL = Config.fromfile(osp.join(REPO, DEMO_DISTILL)).model
 TEACHER = dict(
-    type='VisionTransformer',
+    _DEMO_MODEL.teacher.to_dict(),
     arch=dict(
         embed_dims=24, num_layers=1, num_heads=2, feedforward_channels=48),
-    img_size=32,
-    patch_size=8,
-    out_type='raw')
+    img_size=32)
 STUDENT = dict(
-    type='EACViT',
-    arch=dict(embed_dims=16, num_layers=2, num_heads=1, mlp_ratio=2.0),
-    patch_size=8,
-    max_cores=32)
+    _DEMO_MODEL.backbone.to_dict(),
+    arch=dict(embed_dims=16, num_layers=2, num_heads=1, mlp_ratio=2.0))
 
 
 def _save_teacher(path, cfg=TEACHER, seed=0):
@@ -343,8 +342,9 @@ def test_demo_chain_end_to_end(tmp_path):
             MMEAC_DISTILL_DEMO_DATA=str(tmp_path / 'data'),
             MMEAC_DISTILL_DEMO_NUM_TRAIN='8',
             MMEAC_DISTILL_DEMO_NUM_VAL='4',
-            MMEAC_DISTILL_DEMO_TEACHER_ITERS='2',
-            MMEAC_DISTILL_DEMO_DISTILL_ITERS='2',
+            # one iteration per stage: each trains, saves and hands on
+            MMEAC_DISTILL_DEMO_TEACHER_ITERS='1',
+            MMEAC_DISTILL_DEMO_DISTILL_ITERS='1',
             MMEAC_DISTILL_DEMO_PROBE_ITERS='1',
             MMEAC_DISTILL_DEMO_BUDGETS='8'))
     script = osp.join(REPO, 'tools', 'run_distill_demo.sh')

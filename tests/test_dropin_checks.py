@@ -30,7 +30,8 @@ from mmeac.models.necks import SimpleFeaturePyramid
 from mmeac.models.utils import DropinError, neck_settings_for
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = dict(embed_dims=64, num_layers=2, num_heads=2, mlp_ratio=2.0)
+D = 64  # the tiny backbone's width
+TINY = dict(embed_dims=D, num_layers=2, num_heads=2, mlp_ratio=2.0)
 
 
 def _wheel(pkg: str, rel: str) -> str:
@@ -221,21 +222,20 @@ def test_detr_levels_and_patch_size_checks():
 VIT_CLS = 'vision_transformer/vit-base-p16_64xb64_in1k-384px.py'
 
 
-def _classifier(rel: str, backbone: dict, **model) -> nn.Module:
+def _classifier(rel: str, backbone: dict, head_in=D) -> nn.Module:
+    """The wheel's classifier with ``backbone``, its head taking ``head_in``
+    channels (None: the base's ViT width left in place)."""
     cfg = Config.fromfile(_wheel('mmpretrain', rel))
     cfg.model.backbone = backbone
-    for k, v in model.items():
-        if isinstance(v, dict) and isinstance(cfg.model.get(k), dict):
-            cfg.model[k].update(v)
-        else:
-            cfg.model[k] = v
+    if head_in is not None:
+        cfg.model.head.in_channels = head_in
     init_default_scope('mmpretrain')
     return MODELS.build(cfg.model)
 
 
 def test_vit_config_without_cls_token_is_one_line():
     """Used to end in 'mat1 and mat2 shapes cannot be multiplied'."""
-    model = _classifier(VIT_CLS, _tiny_backbone(), head=dict(in_channels=64))
+    model = _classifier(VIT_CLS, _tiny_backbone())
     before = _state(model)
     x = torch.randn(2, 3, 64, 64)
     with pytest.raises(
@@ -249,45 +249,36 @@ def test_vit_config_without_cls_token_is_one_line():
         model(x, mode='tensor')
     assert _unchanged(model, before)
     # the base's ViT width left in the head
-    model = _classifier(VIT_CLS, _tiny_backbone(out_type='cls_token'))
+    model = _classifier(
+        VIT_CLS, _tiny_backbone(out_type='cls_token'), head_in=None)
     msg = (r'^model.head \(VisionTransformerClsHead\) takes in_channels=768 '
            r'but EACViT\(embed_dims=64\) gives 64 channels: set '
            r'model.head.in_channels=64$')
     with pytest.raises(DropinError, match=msg):
         model(x, mode='tensor')
     # fixed as the messages say: it runs
-    model = _classifier(
-        VIT_CLS,
-        _tiny_backbone(out_type='cls_token'),
-        head=dict(in_channels=64))
+    model = _classifier(VIT_CLS, _tiny_backbone(out_type='cls_token'))
     assert model(x, mode='tensor').shape == (2, 1000)
     # mmseg-style [featmap, token] output: the ViT head takes the token, a
     # linear head (MAE fine-tune) cannot
-    model = _classifier(
-        VIT_CLS,
-        _tiny_backbone(output_cls_token=True),
-        head=dict(in_channels=64))
+    model = _classifier(VIT_CLS, _tiny_backbone(output_cls_token=True))
     assert model(x, mode='tensor').shape == (2, 1000)
     mae = 'mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
-    model = _classifier(
-        mae, _tiny_backbone(output_cls_token=True), head=dict(in_channels=64))
+    model = _classifier(mae, _tiny_backbone(output_cls_token=True))
     with pytest.raises(DropinError, match='but LinearClsHead takes'):
         model(x, mode='tensor')
 
 
 def test_pooling_neck_and_width_errors():
     resnet = 'resnet/resnet50_8xb32_in1k.py'
-    model = _classifier(
-        resnet,
-        _tiny_backbone(out_type='cls_token'),
-        head=dict(in_channels=64))
+    model = _classifier(resnet, _tiny_backbone(out_type='cls_token'))
     with pytest.raises(
             DropinError,
             match=(r"gives \[B, 64\] vectors \(out_type='cls_token'\) but "
                    r'GlobalAveragePooling pools feature maps: set '
                    r"model.backbone.out_type='featmap' or model.neck=None$")):
         model(torch.randn(1, 3, 64, 64), mode='tensor')
-    model = _classifier(resnet, _tiny_backbone(), head=dict(in_channels=64))
+    model = _classifier(resnet, _tiny_backbone())
     assert model(torch.randn(1, 3, 64, 64), mode='tensor').shape == (1, 1000)
 
     # seg: MultiLevelNeck left at the base's ViT-B width, or too few levels
@@ -541,8 +532,14 @@ def test_environment_has_pkg_resources_pin():
 
 
 def test_dropin_configs_load_without_importing_mmeac():
-    proc = _fresh("""
-        import glob, warnings
+    """In a fresh interpreter: every drop-in config loads without mmeac;
+    mmdet's own print_config tool, which knows nothing of mmeac, prints a
+    derived config (its ``custom_imports`` import mmeac)."""
+    tool = osp.join(
+        osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'misc',
+        'print_config.py')
+    proc = _fresh(f"""
+        import contextlib, glob, io, runpy, warnings
         warnings.simplefilter('ignore')
         from mmengine.config import Config
         paths = sorted(glob.glob('configs/dropin/*.py'))
@@ -552,40 +549,37 @@ def test_dropin_configs_load_without_importing_mmeac():
             assert cfg.model.backbone.type == 'EACViT', p
             assert cfg.custom_imports.imports[-1] == 'mmeac', p
         assert 'mmeac' not in sys.modules
+        sys.argv = [{tool!r},
+                    'configs/dropin/retinanet_eac-b_sfp_1x_coco.py']
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            runpy.run_path(sys.argv[0], run_name='__main__')
+        assert "preset='single_stage'" in printed.getvalue()
+        assert 'mmeac' in sys.modules  # imported by custom_imports
         cfg = Config.fromfile('configs/dropin/mask2former_eac-b_ade20k-512.py')
         assert cfg.custom_imports.imports == ['mmdet.models', 'mmeac']
-        assert 'mmeac' in sys.modules  # imported by custom_imports
         print('OK', len(paths))
         """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith('OK')
 
 
-def test_upstream_tool_prints_a_derived_config():
-    tool = osp.join(
-        osp.dirname(__import__('mmdet').__file__), '.mim', 'tools', 'misc',
-        'print_config.py')
-    proc = subprocess.run([
-        sys.executable, tool, 'configs/dropin/retinanet_eac-b_sfp_1x_coco.py'
-    ],
-                          capture_output=True,
-                          text=True,
-                          timeout=300,
-                          cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preset='single_stage'" in proc.stdout
-
-
 def test_in_process_fix_without_pkg_resources():
     """An environment mmeac did not set up (no pkg_resources): mmengine fails
-    on 'mmdet::' bases until mmeac is imported."""
-    block = "sys.modules['pkg_resources'] = None  # setuptools >= 81\n"
-    load = ("from mmengine.config import Config\n"
-            "Config.fromfile('configs/dropin/retinanet_eac-b_sfp_1x_coco.py',"
-            " import_custom_modules=False)\n")
-    proc = _fresh(block + load)
-    assert proc.returncode != 0
-    assert 'pkg_resources' in proc.stderr
-    proc = _fresh(block + 'import mmeac\n' + load + "print('OK')\n")
+    on 'mmdet::' bases until mmeac is imported (one fresh interpreter)."""
+    proc = _fresh("""
+        sys.modules['pkg_resources'] = None  # setuptools >= 81
+        from mmengine.config import Config
+        path = 'configs/dropin/retinanet_eac-b_sfp_1x_coco.py'
+        try:
+            Config.fromfile(path, import_custom_modules=False)
+        except ImportError as err:
+            assert 'pkg_resources' in str(err), err
+        else:
+            raise AssertionError('loaded without pkg_resources')
+        import mmeac
+        Config.fromfile(path, import_custom_modules=False)
+        print('OK')
+        """)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == 'OK'

@@ -5,20 +5,11 @@ import math
 
 import pytest
 import torch
+from _tool_helpers import TINY_ARCH
+from _tool_helpers import tiny_eac as tiny
 
 from mmeac.models import EACViT
 from mmeac.models.layers import AxialRoPE2D
-
-TINY = dict(embed_dims=32, num_layers=3, num_heads=2, mlp_ratio=2.0)
-
-
-def tiny(**kwargs):
-    kwargs.setdefault('arch', TINY)
-    kwargs.setdefault('max_cores', 32)
-    torch.manual_seed(0)
-    model = EACViT(**kwargs)
-    model.init_weights()
-    return model
 
 
 # ------------------------------------------------------------ spec reference
@@ -219,7 +210,7 @@ def _budgets_through_runner(tmp_path, accumulate, hooks):
         def __init__(self):
             super().__init__()
             self.backbone = EACViT(
-                arch=TINY, max_cores=32, out_type='cls_token')
+                arch=TINY_ARCH, max_cores=32, out_type='cls_token')
 
         def forward(self, inputs, data_samples=None, mode='loss'):
             # two backbone calls in one step (two views) share a budget

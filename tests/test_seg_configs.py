@@ -1,11 +1,15 @@
 """Every config under ``configs/`` builds; the segmentation configs say what
-the recipes promise; EAC-B UperNet at 1024 runs a full-resolution forward.
+the recipes promise; EAC-B UperNet at 1024 gives full-resolution logits.
 
 Each config is loaded with ``Config.fromfile`` (after ``import mmeac``, as
 the tools do), its ``default_scope`` is initialised and its model is built
 with MMEngine's root ``MODELS`` registry, so mmseg, mmdet and mmpretrain
-configs all build the way their runners build them.
+configs all build the way their runners build them. Where only structure
+and shapes are checked, models are built on the ``meta`` device (no memory,
+no initialisation); numbers are checked on the CPU at a small size.
 """
+import copy
+import functools
 import glob
 import os.path as osp
 
@@ -39,10 +43,21 @@ UPERNETS = {  # config: (arch, embed dims, crop)
     'configs/eac/upernet_eac-l_8xb2-160k_ade20k-512x512.py': ('l', 1024, 512),
 }
 DROPIN = 'configs/dropin/upernet_eac-b_mmseg-vit-ade20k-512.py'
+#: Built on the CPU: mmseg's Segmenter mask head reads values while it is
+#: built (drop-path rates through ``Tensor.item()``), which meta tensors
+#: do not have.
+CPU_BUILDS = {'configs/dropin/segmenter_eac-b_mask_ade20k-512.py'}
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: str) -> Config:
+    return Config.fromfile(osp.join(REPO, path))
 
 
 def _load(path: str) -> Config:
-    return Config.fromfile(osp.join(REPO, path))
+    """The config at ``path``; parsed once per worker, a copy each call
+    (tests change what they get)."""
+    return copy.deepcopy(_parse(path))
 
 
 def _bn(obj):
@@ -58,9 +73,13 @@ def _bn(obj):
     return obj
 
 
-def _build(cfg: Config):
+def _build(cfg: Config, device: str = 'meta'):
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    return MODELS.build(_bn(cfg.model))
+    with torch.device(device):
+        model = MODELS.build(_bn(cfg.model))
+    # what a constructor placed on the CPU itself (EACViT's core
+    # coordinates), and the data preprocessor's device
+    return model.to(device)
 
 
 def test_configs_found():
@@ -73,7 +92,7 @@ def test_configs_found():
 def test_config_builds(path):
     cfg = _load(path)
     assert cfg.get('default_scope') in ('mmseg', 'mmdet', 'mmpretrain'), path
-    model = _build(cfg)
+    model = _build(cfg, 'cpu' if path in CPU_BUILDS else 'meta')
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params > 0
     backbone = getattr(model, 'backbone', None)
@@ -219,7 +238,7 @@ def test_dropin_swaps_only_backbone_and_neck():
         if key not in ('model', ) + added:
             assert ours.get(key) == theirs.get(key), key
     model = _build(cfg)
-    out = model.extract_feat(torch.zeros(1, 3, 64, 64))
+    out = model.extract_feat(torch.empty(1, 3, 64, 64, device='meta'))
     assert [tuple(o.shape) for o in out] == [(1, 768, 16, 16), (1, 768, 8, 8),
                                              (1, 768, 4, 4), (1, 768, 2, 2)]
 
@@ -237,25 +256,46 @@ def _mmseg_config(rel: str) -> str:
     return osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', rel)
 
 
-def test_upernet_b_1024_full_resolution_forward():
-    """One 1024 x 1024 image -> 150 x 1024 x 1024 logits, on the CPU."""
+def _predict(model, image: torch.Tensor):
+    """``model.predict`` of one ``[3, H, W]`` image, as the inferencer."""
     from mmseg.structures import SegDataSample
-    cfg = _load(SEG_B_1024)
-    model = _build(cfg).eval()
-    torch.manual_seed(0)
-    image = torch.rand(1, 3, 1024, 1024) * 255
-    meta = dict(
-        img_shape=(1024, 1024), ori_shape=(1024, 1024), pad_shape=(1024, 1024))
+    shape = tuple(image.shape[-2:])
+    meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape)
     with torch.no_grad():
         data = model.data_preprocessor(
-            dict(
-                inputs=[image[0]],
-                data_samples=[SegDataSample(metainfo=meta)]), False)
-        out = model.predict(data['inputs'], data['data_samples'])
+            dict(inputs=[image], data_samples=[SegDataSample(metainfo=meta)]),
+            False)
+        return model.predict(data['inputs'], data['data_samples'])[0]
+
+
+def test_upernet_b_1024_full_resolution_shapes():
+    """One 1024 x 1024 image -> 150 x 1024 x 1024 logits (meta device)."""
+    cfg = _load(SEG_B_1024)
+    assert cfg.model.test_cfg.crop_size == (1024, 1024)
+    # one 1024 window: slide inference is whole-image inference here (its
+    # coverage check reads values, which meta tensors do not have)
+    cfg.model.test_cfg.mode = 'whole'
+    model = _build(cfg).eval()
+    out = _predict(model, torch.empty(3, 1024, 1024, device='meta'))
     assert model.backbone.last_num_cores == 64
-    logits = out[0].seg_logits.data
-    assert logits.shape == (150, 1024, 1024)
+    assert out.seg_logits.data.shape == (150, 1024, 1024)
+    assert out.pred_sem_seg.data.shape == (1, 1024, 1024)
+
+
+def test_upernet_b_slide_inference_numbers():
+    """The same model on the CPU, crop and stride scaled down from 1024 /
+    683 to 64 / 43: two overlapping windows over a 64 x 96 image."""
+    cfg = _load(SEG_B_1024)
+    assert cfg.model.test_cfg.stride == (683, 683)
+    cfg.model.data_preprocessor.size = (64, 64)
+    cfg.model.test_cfg.update(crop_size=(64, 64), stride=(43, 43))
+    model = _build(cfg, 'cpu').eval()
+    torch.manual_seed(0)
+    out = _predict(model, torch.rand(3, 64, 96) * 255)
+    assert model.backbone.last_num_cores == 64
+    logits = out.seg_logits.data
+    assert logits.shape == (150, 64, 96)
     assert torch.isfinite(logits).all()
-    pred = out[0].pred_sem_seg.data
-    assert pred.shape == (1, 1024, 1024)
+    pred = out.pred_sem_seg.data
+    assert pred.shape == (1, 64, 96)
     assert torch.equal(pred[0], logits.argmax(0))

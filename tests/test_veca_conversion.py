@@ -1,44 +1,63 @@
 """veca2mmeac.py: every family of the authors' presets, the distillation
-projection, RoPE settings carried into the model, and bad input."""
+projection, RoPE settings carried into the model, and bad input.
+
+The converter runs in-process (``call_tool``: its ``main(argv)``); one run
+of the command line (``test_existing_destination_refused_unless_overwrite``)
+shows the script works on its own."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from _tool_helpers import call_tool, fixture_eac, python_tool, run
 
 from mmeac.models import EACViT
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = osp.join(ROOT, 'tools', 'model_converters', 'veca2mmeac.py')
+TOOL = 'tools/model_converters/veca2mmeac.py'
 FIXTURES = osp.join(ROOT, '..', 'shared', 'fixtures')
 CKPT = osp.join(FIXTURES, 'veca_tiny_official_ckpt.pt')
 OUTPUTS = osp.join(FIXTURES, 'veca_tiny_official_outputs.pt')
-FIXTURE_ARCH = dict(
-    embed_dims=64, num_layers=3, num_heads=2, mlp_ratio=2.66667)
 # skipped without ../shared/fixtures, failed under CI (tests/conftest.py)
 needs_fixtures = pytest.mark.authors_fixtures
 
-#: The authors' presets (spec, "Sizes") and their distillation width with
-#: the default DINOv3-B teacher (768): S, S+ and L carry a projection.
+#: The authors' presets (spec, "Sizes") in their config's names, and their
+#: distillation width with the default DINOv3-B teacher (768): S, S+ and L
+#: carry a projection.
 FAMILIES = {
     's': ('small', 384, 12, 6, 8 / 3, 768),
     's+': ('small_plus', 384, 12, 6, 4.0, 768),
     'b': ('base', 768, 12, 12, 8 / 3, None),
     'l': ('large', 1024, 24, 16, 8 / 3, 768),
 }
+PRESET_KEYS = ('model_family', 'hidden_dim', 'num_layers', 'num_heads',
+               'mlp_ratio', 'distill_output_dim')
+#: The rest of an authors' config, the same in every preset.
+VECA_DEFAULTS = dict(
+    num_query_tokens=64,
+    nested_chunk_size=8,
+    nested_budgets=tuple(range(8, 65, 8)),
+    nested_budget_weights=(1, 1, 2, 2, 3, 3, 4, 4),
+    patch_size=16,
+    rope_shift_coords=0.08,
+    rope_jitter_coords=None,
+    rope_rescale_coords=2.0,
+    rope_p_zero_freqs=0.125,
+    rope_zero_freqs_from='low')
 
 
-def veca_checkpoint(family,
-                    dims,
-                    layers,
-                    heads,
-                    ratio,
-                    out_dim,
-                    dtype=torch.bfloat16,
-                    fill=torch.zeros):
-    """An authors'-format checkpoint (the spec's key layout)."""
-    hidden = int(dims * ratio)
+def _zeros(*shape, dtype):
+    """Zeros that take no memory or disk (one element, expanded): the
+    converter maps keys and shapes, and an L checkpoint stays small."""
+    return torch.zeros((), dtype=dtype).expand(shape)
+
+
+def veca_checkpoint(name, dtype=torch.bfloat16, fill=_zeros):
+    """An authors'-format checkpoint of preset ``name`` (the spec's key
+    layout)."""
+    config = dict(VECA_DEFAULTS, **dict(zip(PRESET_KEYS, FAMILIES[name])))
+    dims, layers = config['hidden_dim'], config['num_layers']
+    hidden = int(dims * config['mlp_ratio'])
+    out_dim = config['distill_output_dim']
     s = {
         'patch_embed.proj.weight': fill(dims, 3, 16, 16, dtype=dtype),
         'patch_embed.proj.bias': fill(dims, dtype=dtype),
@@ -67,39 +86,18 @@ def veca_checkpoint(family,
     if out_dim is not None:
         s['output_proj.weight'] = fill(out_dim, dims, dtype=dtype)
         s['output_proj.bias'] = fill(out_dim, dtype=dtype)
-    config = dict(
-        model_family=family,
-        hidden_dim=dims,
-        num_heads=heads,
-        num_layers=layers,
-        mlp_ratio=ratio,
-        num_query_tokens=64,
-        nested_chunk_size=8,
-        nested_budgets=tuple(range(8, 65, 8)),
-        nested_budget_weights=(1, 1, 2, 2, 3, 3, 4, 4),
-        patch_size=16,
-        rope_shift_coords=0.08,
-        rope_jitter_coords=None,
-        rope_rescale_coords=2.0,
-        rope_p_zero_freqs=0.125,
-        rope_zero_freqs_from='low',
-        distill_output_dim=out_dim)
     return dict(student=s, config=config, epoch=100)
 
 
 def convert(*args):
-    return subprocess.run([sys.executable, TOOL, *map(str, args)],
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+    return call_tool(TOOL, *map(str, args))
 
 
 @pytest.mark.parametrize('name', list(FAMILIES))
 def test_every_family_converts(name, tmp_path):
-    family, dims, layers, heads, ratio, out_dim = FAMILIES[name]
+    _, dims, _, _, _, out_dim = FAMILIES[name]
     src, dst = tmp_path / f'{name}.pt', tmp_path / f'{name}.pth'
-    torch.save(
-        veca_checkpoint(family, dims, layers, heads, ratio, out_dim), src)
+    torch.save(veca_checkpoint(name), src)
     proc = convert(src, dst, '--arch', name)
     assert proc.returncode == 0, proc.stderr
     assert f'arch: {name} ' in proc.stdout
@@ -132,16 +130,7 @@ def test_output_proj_checkpoint_loads_into_the_backbone(tmp_path):
     """S+ with a 384->768 projection: converted and loaded strictly; the
     authors' file also loads directly through init_cfg, saying it skipped
     the projection."""
-    family, dims, layers, heads, ratio, out_dim = FAMILIES['s+']
-    raw = veca_checkpoint(
-        family,
-        dims,
-        layers,
-        heads,
-        ratio,
-        out_dim,
-        dtype=torch.float32,
-        fill=torch.randn)
+    raw = veca_checkpoint('s+', dtype=torch.float32, fill=torch.randn)
     src, dst = tmp_path / 'splus.pt', tmp_path / 'splus.pth'
     torch.save(raw, src)
     assert convert(src, dst).returncode == 0
@@ -173,10 +162,7 @@ def test_non_default_rope_settings_are_carried(tmp_path, key, value, setting):
     assert rope_cfg[name] == (1.0 if value is None else value)
 
     for path in (dst, src):  # converted file and authors' file alike
-        default = EACViT(
-            arch=FIXTURE_ARCH,
-            max_cores=32,
-            init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+        default = fixture_eac(path)
         before = {k: v.clone() for k, v in default.state_dict().items()}
         with pytest.raises(ValueError, match=rf'RoPE {setting}') as err:
             default.init_weights()
@@ -186,11 +172,8 @@ def test_non_default_rope_settings_are_carried(tmp_path, key, value, setting):
         after = default.state_dict()
         assert all(torch.equal(before[k], after[k]) for k in before)
 
-        matching = EACViT(
-            arch=FIXTURE_ARCH,
-            max_cores=32,
-            rope_cfg={name: (1.0 if value is None else value)},
-            init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+        matching = fixture_eac(
+            path, rope_cfg={name: (1.0 if value is None else value)})
         matching.init_weights()  # loads
 
 
@@ -202,11 +185,7 @@ def test_zeroed_frequency_setting_changes_the_output(tmp_path):
     case = torch.load(OUTPUTS, map_location='cpu', weights_only=False)[0]
     outs = []
     for ratio in (0.125, 0.25):
-        model = EACViT(
-            arch=FIXTURE_ARCH,
-            max_cores=32,
-            rope_cfg=dict(zero_freq_ratio=ratio),
-            init_cfg=dict(type='Pretrained', checkpoint=CKPT))
+        model = fixture_eac(CKPT, rope_cfg=dict(zero_freq_ratio=ratio))
         if ratio != 0.125:
             raw = torch.load(CKPT, map_location='cpu', weights_only=False)
             raw['config'] = dict(raw['config'], rope_p_zero_freqs=ratio)
@@ -235,8 +214,13 @@ def test_existing_destination_refused_unless_overwrite(tmp_path):
     assert dst.read_bytes() == b'the user\'s own file'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.pth']
 
-    proc = convert(CKPT, dst, '--overwrite')
+    # the command line itself, once: the script runs on its own
+    proc = run(
+        python_tool('model_converters/veca2mmeac.py', CKPT, str(dst),
+                    '--overwrite'),
+        cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
+    assert f'to {dst}' in proc.stdout
     out = torch.load(dst, map_location='cpu', weights_only=False)
     assert 'core_chunks.0' in out['state_dict']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.pth']
