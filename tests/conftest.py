@@ -19,6 +19,12 @@ AUTHORS_OUTPUTS = osp.join(AUTHORS_FIXTURES, 'veca_tiny_official_outputs.pt')
 
 
 def pytest_configure(config):
+    # pytest-xdist: share the cores among the workers (torch would give
+    # each worker every core, and two workers would then oversubscribe)
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        import torch
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     config.addinivalue_line(
         'markers', 'authors_fixtures: needs ../shared/fixtures (the EAC '
         "authors' checkpoint and outputs); fails under CI when missing")
