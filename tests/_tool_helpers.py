@@ -404,9 +404,21 @@ def check_resumed(run_: dict):
     return ck2, ck4
 
 
+_CONFIGS: Dict[str, object] = {}
+
+
 def load_cfg(path: str, options: Optional[dict] = None):
+    """A fresh copy of a config file's ``Config``, with ``options`` merged.
+
+    Each file is parsed once per process (``pkg::`` inheritance makes that
+    about half a second), and every call gets its own deep copy.
+    """
+    import copy
+
     from mmengine.config import Config
-    cfg = Config.fromfile(path)
+    if path not in _CONFIGS:
+        _CONFIGS[path] = Config.fromfile(path)
+    cfg = copy.deepcopy(_CONFIGS[path])
     if options:
         cfg.merge_from_dict(options)
     return cfg

@@ -29,6 +29,32 @@ MAIN = {
     for a in 'sbl'
 }
 DROPIN = config_file('dropin', 'mask-rcnn_eac-b_sfp_1x_coco.py')
+# the EAC-B Mask R-CNN config's model at 64 channels (the demo's widths)
+NARROW = {
+    'model.backbone.arch':
+    dict(
+        _delete_=True, embed_dims=64, num_layers=2, num_heads=4,
+        mlp_ratio=2.0),
+    'model.backbone.out_indices': (1, ),
+    'model.neck.in_channels':
+    64,
+    'model.neck.out_channels':
+    64,
+    'model.rpn_head.in_channels':
+    64,
+    'model.rpn_head.feat_channels':
+    64,
+    'model.roi_head.bbox_roi_extractor.out_channels':
+    64,
+    'model.roi_head.bbox_head.in_channels':
+    64,
+    'model.roi_head.mask_roi_extractor.out_channels':
+    64,
+    'model.roi_head.mask_head.in_channels':
+    64,
+    'model.roi_head.mask_head.conv_out_channels':
+    64,
+}
 DET_CONFIGS = sorted(
     glob.glob(config_file('eac', 'mask-rcnn_eac-*.py')) +
     glob.glob(config_file('dropin', 'mask-rcnn_*.py')) +
@@ -197,9 +223,10 @@ def test_dropin_swaps_only_backbone_and_neck():
 def test_eac_b_mask_rcnn_1024_inference():
     """EAC-B Mask R-CNN, one 701 x 997 image resized and padded to 1024.
 
-    The EAC-B backbone and the pyramid run at 1024 on the ``meta`` device
-    (the shapes are the point); the whole detector of the same config, with
-    a narrow backbone, predicts for real (boxes and masks in the image).
+    The EAC-B backbone, the pyramid and the RPN head run at 1024 on the
+    ``meta`` device (the shapes are the point); the whole detector of the
+    same config at 64 channels predicts for real (its pipeline, budgets and
+    post-processing: boxes and masks in the image).
     """
     from mmdet.structures import DetDataSample
     cfg = load_cfg(MAIN['b'], {'model.test_cfg.rcnn.score_thr': 0.0})
@@ -210,17 +237,14 @@ def test_eac_b_mask_rcnn_1024_inference():
             torch.empty(1, 3, 1024, 1024, device='meta'))
     assert model.backbone.embed_dims == 768
     assert model.backbone.last_num_cores == 64
-    assert [tuple(f.shape) for f in feats] == [(1, 256, 1024 // s, 1024 // s)
-                                               for s in (4, 8, 16, 32, 64)]
+    levels = [(1024 // s, 1024 // s) for s in (4, 8, 16, 32, 64)]
+    assert [tuple(f.shape) for f in feats] == [(1, 256, *hw) for hw in levels]
+    with torch.no_grad():
+        scores, boxes = model.rpn_head(feats)
+    assert [tuple(s.shape[-2:]) for s in scores] == levels
+    assert [tuple(b.shape[-2:]) for b in boxes] == levels
 
-    narrow = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
-    cfg = load_cfg(
-        MAIN['b'], {
-            'model.test_cfg.rcnn.score_thr': 0.0,
-            'model.backbone.arch': dict(_delete_=True, **narrow),
-            'model.backbone.out_indices': (1, ),
-            'model.neck.in_channels': 64,
-        })
+    cfg = load_cfg(MAIN['b'], {'model.test_cfg.rcnn.score_thr': 0.0, **NARROW})
     torch.manual_seed(0)
     model = build_model(cfg)  # random weights: no checkpoint on the CPU runner
     img = np.random.RandomState(0).randint(0, 255, (701, 997, 3), np.uint8)

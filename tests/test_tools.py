@@ -143,8 +143,10 @@ def test_mask_rcnn_builds_and_predicts(data, tmp_path):
     assert cfg.model.backbone.depth == 50
     cfg.model.backbone.init_cfg = None
     cfg.model.test_cfg.rcnn.score_thr = 0.0  # random weights: keep boxes
-    # 100 proposals, not 1000: the heads' cost, not what is checked
+    # 100 proposals and 20 boxes, not 1000 and 100: the heads' cost, not
+    # what is checked
     cfg.model.test_cfg.rpn.max_per_img = 100
+    cfg.model.test_cfg.rcnn.max_per_img = 20
     cfg.test_dataloader.dataset.pipeline[1].scale = (256, 256)
     model = init_detector(cfg, checkpoint=None, device='cpu')
     ckpt = str(tmp_path / 'mask_rcnn_random.pth')
