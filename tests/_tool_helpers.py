@@ -261,16 +261,6 @@ def run_error_line(proc: subprocess.CompletedProcess, tool: str) -> str:
     return last
 
 
-def newest_log_text(work_dir: str) -> str:
-    """Text of the newest run log in a work dir (runs: ``<timestamp>/``)."""
-    runs = sorted(
-        e for e in os.listdir(work_dir)
-        if osp.isfile(osp.join(work_dir, e, f'{e}.log')))
-    assert runs, f'no run log in {work_dir}'
-    with open(osp.join(work_dir, runs[-1], runs[-1] + '.log')) as f:
-        return f.read()
-
-
 def copy_work_dir(src: str, dst: str) -> str:
     """Copy a training work dir; its ``last_checkpoint`` (an absolute path)
     is made to point into the copy."""
@@ -316,91 +306,6 @@ def kill_when(cmd: Sequence[str], cwd: str, ready, timeout: float = 240):
     pytest.fail('the run ended before the moment to kill it came')
 
 
-@contextlib.contextmanager
-def fresh_mmengine_state():
-    """Let MMEngine code run as in a fresh process, then restore ours.
-
-    MMEngine keeps named global instances (loggers, message hubs, the
-    visualizer named ``'visualizer'``, default scopes): a second runner in
-    the same process would reuse the first one's, writing its log and
-    images into the first run's directories. Inside the block every
-    ``ManagerMixin`` class starts empty; afterwards the old instances come
-    back, the new loggers' files are closed, and the global state a runner
-    sets (RNG states, deterministic algorithms, cuDNN flags, the
-    multiprocessing start method, OpenCV threads, environment variables,
-    the torch thread count) is put back.
-    """
-    import random
-
-    import cv2
-    import torch
-    import torch.multiprocessing as mp
-    from mmengine.utils import ManagerMixin
-
-    classes, todo = [], [ManagerMixin]
-    while todo:
-        cls = todo.pop()
-        if cls not in classes:
-            classes.append(cls)
-            todo.extend(cls.__subclasses__())
-    saved = {cls: cls.__dict__['_instance_dict'] for cls in classes}
-    state = dict(
-        env=dict(os.environ),
-        py_rng=random.getstate(),
-        np_rng=np.random.get_state(),
-        torch_rng=torch.get_rng_state(),
-        deterministic=torch.are_deterministic_algorithms_enabled(),
-        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
-        cudnn=(torch.backends.cudnn.deterministic,
-               torch.backends.cudnn.benchmark),
-        mp_method=mp.get_start_method(allow_none=True),
-        cv2_threads=cv2.getNumThreads(),
-        threads=torch.get_num_threads())
-    for cls in classes:
-        cls._instance_dict = type(saved[cls])()
-    try:
-        yield
-    finally:
-        from mmengine.logging import MMLogger
-        for logger in MMLogger._instance_dict.values():
-            for handler in logger.handlers:
-                handler.close()
-        for cls in classes:
-            cls._instance_dict = saved[cls]
-        os.environ.clear()
-        os.environ.update(state['env'])
-        random.setstate(state['py_rng'])
-        np.random.set_state(state['np_rng'])
-        torch.set_rng_state(state['torch_rng'])
-        torch.use_deterministic_algorithms(
-            state['deterministic'], warn_only=state['warn_only'])
-        (torch.backends.cudnn.deterministic,
-         torch.backends.cudnn.benchmark) = state['cudnn']
-        if mp.get_start_method(allow_none=True) != state['mp_method']:
-            mp.set_start_method(state['mp_method'], force=True)
-        cv2.setNumThreads(state['cv2_threads'])
-        torch.set_num_threads(state['threads'])
-
-
-def call_runner_tool(path: str,
-                     *args: str,
-                     cwd: Optional[str] = None) -> subprocess.CompletedProcess:
-    """:func:`call_tool` for a run that builds an MMEngine runner (trains,
-    tests): in :func:`fresh_mmengine_state`, on one torch thread like a
-    tool subprocess (:func:`tool_env`). The upstream libraries' own
-    warnings, which a tool subprocess prints on its stderr, are not
-    reported; mmeac's are."""
-    import warnings
-
-    import torch
-    with fresh_mmengine_state(), warnings.catch_warnings():
-        warnings.filterwarnings(
-            'ignore',
-            module=r'(mmengine|mmcv|mmseg|mmdet|mmpretrain|pycocotools)\b')
-        torch.set_num_threads(1)
-        return call_tool(path, *args, cwd=cwd)
-
-
 # ------------------------------------------------------------ tiny EACViTs
 #: The architecture of the authors' fixture checkpoint
 #: (``../shared/fixtures/veca_tiny_official_ckpt.pt``, 32 cores).
@@ -431,3 +336,317 @@ def tiny_eac(**kwargs):
     model = EACViT(**kwargs)
     model.init_weights()
     return model
+
+
+# --------------------------------------------------------------------------
+# Runner-based tools in-process, and the plumbing the tool tests share
+# --------------------------------------------------------------------------
+_LAST_RUNNER_EXIT = [0.0]
+
+
+def _new_second() -> None:
+    """Wait until the second of the last Runner context's exit is over."""
+    import time
+    while int(time.time()) == int(_LAST_RUNNER_EXIT[0]):
+        time.sleep(0.02)
+
+
+def _manager_classes() -> list:
+    """MMEngine's ``ManagerMixin`` and all its (loaded) subclasses."""
+    from mmengine.utils import ManagerMixin
+    found, todo = [ManagerMixin], [ManagerMixin]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.append(sub)
+                todo.append(sub)
+    return found
+
+
+@contextlib.contextmanager
+def fresh_runner_state(wait: bool = True):
+    """Run MMEngine Runners in a state like that of a new process.
+
+    A Runner names its logger, message hub, visualizer and default scope
+    after its config and the current second, and the mmseg / mmdet /
+    mmpretrain configs name their visualizer ``'visualizer'``: a second
+    Runner in one process would get the first one's instances and write its
+    log and images into the first run's files (and a second run in the same
+    work dir within the same second would share its log directory). Inside
+    this context every ``ManagerMixin`` registry starts empty and the clock
+    has moved on to a new second since the previous such context. On exit
+    what the run created is dropped (log files closed), the previous
+    instances are back, and the global state a Runner sets (RNG states,
+    deterministic algorithms, cuDNN flags, the multiprocessing start
+    method, OpenCV threads, environment variables, the torch thread count)
+    is put back.
+
+    Args:
+        wait (bool): Wait for the new second on entry. Without it, call
+            :func:`_new_second` before building a Runner.
+    """
+    import random
+    import time
+
+    import cv2
+    import torch
+    import torch.multiprocessing as mp
+    if wait:
+        _new_second()
+    state = dict(
+        env=dict(os.environ),
+        py_rng=random.getstate(),
+        np_rng=np.random.get_state(),
+        torch_rng=torch.get_rng_state(),
+        deterministic=torch.are_deterministic_algorithms_enabled(),
+        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn=(torch.backends.cudnn.deterministic,
+               torch.backends.cudnn.benchmark),
+        mp_method=mp.get_start_method(allow_none=True),
+        cv2_threads=cv2.getNumThreads(),
+        threads=torch.get_num_threads())
+    saved = {}
+    for cls in _manager_classes():
+        instances = cls.__dict__.get('_instance_dict', None)
+        if instances is not None:
+            saved[cls] = dict(instances)
+            instances.clear()
+    created = False
+    try:
+        yield
+    finally:
+        for cls in _manager_classes():
+            instances = cls.__dict__.get('_instance_dict', None)
+            if instances is None:
+                continue
+            created = created or bool(instances)
+            for instance in instances.values():
+                for handler in list(getattr(instance, 'handlers', [])):
+                    handler.close()
+                    instance.removeHandler(handler)
+            instances.clear()
+            instances.update(saved.get(cls, {}))
+        if created:  # a Runner (or a logger) was built: its second is used
+            _LAST_RUNNER_EXIT[0] = time.time()
+        os.environ.clear()
+        os.environ.update(state['env'])
+        random.setstate(state['py_rng'])
+        np.random.set_state(state['np_rng'])
+        torch.set_rng_state(state['torch_rng'])
+        torch.use_deterministic_algorithms(
+            state['deterministic'], warn_only=state['warn_only'])
+        (torch.backends.cudnn.deterministic,
+         torch.backends.cudnn.benchmark) = state['cudnn']
+        if mp.get_start_method(allow_none=True) != state['mp_method']:
+            mp.set_start_method(state['mp_method'], force=True)
+        cv2.setNumThreads(state['cv2_threads'])
+        torch.set_num_threads(state['threads'])
+
+
+def call_runner_tool(
+        path: str,
+        *args: str,
+        cwd: Optional[str] = None,
+        runners: Optional[list] = None) -> subprocess.CompletedProcess:
+    """:func:`call_tool` for a tool that builds an MMEngine Runner.
+
+    The call runs in :func:`fresh_runner_state` on one torch thread, like a
+    tool subprocess (:func:`tool_env`), so its log, visualizer and stdout
+    are its own (a tool that stops before building its Runner does not
+    wait for a new second). The upstream libraries' own warnings, which a
+    tool subprocess prints on its stderr, are not reported; mmeac's are.
+    ``runners``, if given, receives the Runner(s) the tool built through
+    ``Runner.from_cfg`` (to inspect the model after).
+    """
+    import warnings
+
+    import torch
+    from mmengine.runner import Runner
+    original = Runner.__dict__['from_cfg']
+
+    def from_cfg(cls, cfg):
+        _new_second()
+        runner = original.__func__(cls, cfg)
+        if runners is not None:
+            runners.append(runner)
+        return runner
+
+    Runner.from_cfg = classmethod(from_cfg)
+    try:
+        with fresh_runner_state(wait=False), warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore',
+                module=r'(mmengine|mmcv|mmseg|mmdet|mmpretrain|pycocotools)\b')
+            torch.set_num_threads(1)
+            return call_tool(path, *args, cwd=cwd)
+    finally:
+        Runner.from_cfg = original
+
+
+def tool_ok(cwd: str,
+            script: str,
+            *args: str,
+            runners: Optional[list] = None) -> subprocess.CompletedProcess:
+    """Run ``tools/<script> args`` in-process (:func:`call_runner_tool`) in
+    ``cwd`` and assert that it succeeded."""
+    proc = call_runner_tool(
+        osp.join(TOOLS, script), *args, cwd=cwd, runners=runners)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc
+
+
+def command_ok(cwd: str, script: str, *args: str) -> None:
+    """Run ``python tools/<script> args`` as a command in ``cwd`` and assert
+    that it succeeded: the CLI smoke tests (a fresh interpreter, the config's
+    ``custom_imports``, the exit status)."""
+    proc = run(python_tool(script, *args), cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def tool_error(cwd: str, script: str, *args: str) -> str:
+    """Run ``tools/<script> args`` in-process on bad input; assert that it
+    failed with exit status 2, one ``<script>: error:`` line on stderr and
+    no traceback or training step, and return that line."""
+    proc = call_runner_tool(osp.join(TOOLS, script), *args, cwd=cwd)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f'{osp.basename(script)}: error: '), lines
+    assert 'Iter(train)' not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+def make_data(factory, make, **kwargs):
+    """Built-in data (seed 0) for one test module: ``make`` (a
+    :mod:`mmeac.testing` generator) under a new temp dir's ``data/``.
+
+    Returns:
+        tuple: The temp dir and the dataset root ``make`` returned.
+    """
+    base = str(factory.mktemp('data'))
+    return base, make(osp.join(base, 'data'), seed=0, **kwargs)
+
+
+def newest_log_text(work_dir: str) -> str:
+    """Text of the newest run log in a work dir (one per run)."""
+    runs = sorted(
+        e for e in os.listdir(work_dir)
+        if osp.isfile(osp.join(work_dir, e, f'{e}.log')))
+    assert runs, f'no run log in {work_dir}'
+    with open(
+            osp.join(work_dir, runs[-1], f'{runs[-1]}.log'),
+            encoding='utf-8') as f:
+        return f.read()
+
+
+def load_ckpt(path: str) -> dict:
+    import torch
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def adam_steps(ckpt: dict) -> set:
+    """The step counts in a checkpoint's (Adam-type) optimizer state."""
+    return {int(s['step']) for s in ckpt['optimizer']['state'].values()}
+
+
+def train_then_resume(config: str, cwd: str, *options: str) -> dict:
+    """Train ``config`` 2 iterations with ``tools/train.py`` as a command
+    (the CLI smoke test), then resume it to the config's 4 in-process
+    (``--resume`` without a value: the latest checkpoint)."""
+    work_dir = osp.join(cwd, 'run')
+    command_ok(cwd, 'train.py', config, '--work-dir', work_dir,
+               '--cfg-options', 'train_cfg.max_iters=2', *options)
+    text_a = log_text(work_dir)
+    tool_ok(cwd, 'train.py', config, '--work-dir', work_dir, '--resume',
+            *(['--cfg-options', *options] if options else []))
+    return dict(
+        work_dir=work_dir, text_a=text_a, text_b=newest_log_text(work_dir))
+
+
+def check_resumed(run_: dict):
+    """Assert that :func:`train_then_resume` ran iterations 1-2, then 3-4
+    from the checkpoint of iteration 2; return both checkpoints."""
+    assert train_iters(run_['text_a']) == [1, 2]
+    assert 'resumed epoch: 0, iter: 2' in run_['text_b']
+    assert train_iters(run_['text_b']) == [3, 4]
+    ck2 = load_ckpt(osp.join(run_['work_dir'], 'iter_2.pth'))
+    ck4 = load_ckpt(osp.join(run_['work_dir'], 'iter_4.pth'))
+    assert ck4['meta']['iter'] == 4
+    return ck2, ck4
+
+
+_CONFIGS: Dict[str, object] = {}
+
+
+def load_cfg(path: str, options: Optional[dict] = None):
+    """A fresh copy of a config file's ``Config``, with ``options`` merged.
+
+    Each file is parsed once per process (``pkg::`` inheritance makes that
+    about half a second), and every call gets its own deep copy.
+    """
+    import copy
+
+    from mmengine.config import Config
+    if path not in _CONFIGS:
+        _CONFIGS[path] = Config.fromfile(path)
+    cfg = copy.deepcopy(_CONFIGS[path])
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def plain(value):
+    """A config value as plain data, without the ``_scope_`` keys that
+    inheriting a ``pkg::`` config adds."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def build_model(cfg, meta: bool = False):
+    """Build the model as the Runner does (in the config's scope, with a
+    top-level ``data_preprocessor`` if the model has none).
+
+    Args:
+        meta (bool): Build it on the ``meta`` device, for checks of
+            structure, settings and shapes where the numbers are not the
+            point (no memory, no initialisation cost).
+    """
+    import torch
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(cfg.default_scope)
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor', None) is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    if not meta:
+        return MODELS.build(model_cfg)
+    with torch.device('meta'):  # (a few tensors are made on the CPU)
+        return MODELS.build(model_cfg).to('meta')
+
+
+def predict(model, steps: list, inputs: dict):
+    """Run one sample through pipeline ``steps`` and ``model.test_step``."""
+    import torch
+    from mmengine.dataset import Compose, pseudo_collate
+    data = Compose(steps)(inputs)
+    model.eval()
+    with torch.no_grad():
+        return model.test_step(pseudo_collate([data]))[0], data
+
+
+def config_file(folder: str, name: str) -> str:
+    """Path of ``configs/<folder>/<name>`` in this checkout."""
+    return osp.join(REPO, 'configs', folder, name)
+
+
+def load_mmeac_cfg(path: str, scope: str):
+    """Load a config of this repo; assert that it builds under ``scope``
+    (its ``default_scope``) and imports mmeac (``custom_imports``)."""
+    cfg = load_cfg(path)
+    assert cfg.default_scope == scope
+    assert cfg.custom_imports == dict(
+        imports=['mmeac'], allow_failed_imports=False)
+    return cfg

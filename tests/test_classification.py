@@ -10,7 +10,6 @@ the tiny fine-tuning recipe trains with nested dropout; the core budget is
 overridable and a budget the model lacks is a clear error.
 """
 import glob
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -19,76 +18,41 @@ import re
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import REPO, TOOLS, log_text, python_tool, run, train_iters
+from _tool_helpers import (build_model, check_resumed, command_ok, config_file,
+                           fresh_runner_state, load_cfg, load_ckpt,
+                           load_mmeac_cfg, make_data, plain, predict,
+                           resolve_config_path, tool_error, train_then_resume)
 from mmengine.hooks import Hook
 
 from mmeac.testing import make_imagenet
 
-PROBE_DEMO = osp.join(REPO, 'configs', 'demo',
-                      'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py')
-FT_DEMO = osp.join(REPO, 'configs', 'demo',
-                   'eac-tiny_1xb4-ft-4it_builtin-in1k-64px.py')
+PROBE_DEMO = config_file(
+    'demo', 'linear-probe_eac-tiny_1xb4-4it_builtin-in1k-64px.py')
+FT_DEMO = config_file('demo', 'eac-tiny_1xb4-ft-4it_builtin-in1k-64px.py')
 PROBE = {
-    a:
-    osp.join(REPO, 'configs', 'eac',
-             f'linear-probe_eac-{a}_8xb16-12.5k_in1k-256px.py')
+    a: config_file('eac', f'linear-probe_eac-{a}_8xb16-12.5k_in1k-256px.py')
     for a in 'sbl'
 }
-FT = osp.join(REPO, 'configs', 'eac', 'eac-b_8xb128-ft-100e_in1k-256px.py')
-DROPIN = osp.join(REPO, 'configs', 'dropin', 'eac-b_64xb64_in1k-384px.py')
+FT = config_file('eac', 'eac-b_8xb128-ft-100e_in1k-256px.py')
+DROPIN = config_file('dropin', 'eac-b_64xb64_in1k-384px.py')
 # the distillation configs build their frozen teacher from its checkpoint:
 # tests/test_distill.py::test_full_configs builds them with a stand-in one
 CLS_CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', 'eac', '*in1k*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'dropin', '*in1k*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'demo', '*in1k*.py'))
+    p for p in glob.glob(config_file('eac', '*in1k*.py')) +
+    glob.glob(config_file('dropin', '*in1k*.py')) +
+    glob.glob(config_file('demo', '*in1k*.py'))
     if not osp.basename(p).startswith('distill'))
 TINY = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 
 
 # ----------------------------------------------------------------- helpers
-def _load_cfg(path, options=None):
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
-def _plain(value):
-    """A config value as plain data, without the ``_scope_`` keys that
-    inheriting a ``pkg::`` config adds."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cfg):
-    """Build the model as the Runner does (top-level data_preprocessor)."""
-    from mmengine.registry import MODELS, init_default_scope
-    init_default_scope(cfg.default_scope)
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor', None) is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    return MODELS.build(model_cfg)
-
-
 def _predict(model, cfg, img: np.ndarray):
-    from mmengine.dataset import Compose, pseudo_collate
     steps = [
         dict(s) for s in cfg.test_pipeline if s['type'] != 'LoadImageFromFile'
     ]  # the image is given
-    data = Compose(steps)(
+    return predict(
+        model, steps,
         dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
-    model.eval()
-    with torch.no_grad():
-        return model.test_step(pseudo_collate([data]))[0], data
-
-
-def _ckpt(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -100,13 +64,12 @@ def cls_base(tmp_path_factory):
     demo probe loads it through ``init_cfg``.
     """
     from mmeac.models import EACViT
-    base = str(tmp_path_factory.mktemp('cls'))
-    make_imagenet(
-        osp.join(base, 'data'),
+    base = make_data(
+        tmp_path_factory,
+        make_imagenet,
         size='150x110',
         num_train=12,
-        num_val=6,
-        seed=0)
+        num_val=6)[0]
     torch.manual_seed(123)
     backbone = EACViT(arch=TINY, max_cores=16)
     backbone.init_weights()
@@ -132,24 +95,9 @@ def cls_base(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def probe_run(cls_base):
-    """Train 2 iterations, then resume to 4 (validation at 4)."""
-    base, config = cls_base['base'], cls_base['config']
-    work_dir = osp.join(base, 'run')
-    a = run(
-        python_tool('train.py', config, '--work-dir', work_dir,
-                    '--cfg-options', 'train_cfg.max_iters=2'),
-        cwd=base)
-    assert a.returncode == 0, a.stderr[-3000:]
-    text_a = log_text(work_dir)
-    b = run(
-        python_tool('train.py', config, '--work-dir', work_dir, '--resume'),
-        cwd=base)
-    assert b.returncode == 0, b.stderr[-3000:]
-    runs = sorted(
-        e for e in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, e)))
-    with open(osp.join(work_dir, runs[-1], runs[-1] + '.log')) as f:
-        text_b = f.read()
-    return dict(work_dir=work_dir, text_a=text_a, text_b=text_b)
+    """Train 2 iterations (as a command: the CLI smoke test of
+    classification training), then resume to 4 (validation at 4)."""
+    return train_then_resume(cls_base['config'], cls_base['base'])
 
 
 # ------------------------------------------------------------------ configs
@@ -161,17 +109,14 @@ def test_all_cls_configs_found():
 
 @pytest.mark.parametrize('path', CLS_CONFIGS, ids=osp.basename)
 def test_cls_config_builds(path):
-    cfg = _load_cfg(path)
-    assert cfg.default_scope == 'mmpretrain'
-    assert cfg.custom_imports == dict(
-        imports=['mmeac'], allow_failed_imports=False)
-    model = _build(cfg)
+    cfg = load_mmeac_cfg(path, 'mmpretrain')
+    model = build_model(cfg, meta=True)
     assert type(model).__name__ == 'ImageClassifier'
     assert type(model.backbone).__name__ == 'EACViT'
     assert model.backbone.out_type in ('cls_token', 'avg_featmap')
     assert model.head.in_channels == model.backbone.embed_dims
     assert cfg.val_evaluator.type == 'Accuracy'
-    x = torch.randn(2, 3, 80, 48)
+    x = torch.empty(2, 3, 80, 48, device='meta')
     model.eval()
     with torch.no_grad():
         assert model(x, mode='tensor').shape == (2, model.head.num_classes)
@@ -183,7 +128,7 @@ def test_linear_probe_protocol(arch):
     momentum 0.9, lr 0.05, no weight decay, cosine, batch 128, 12.5k steps,
     256 px."""
     from mmengine.optim import build_optim_wrapper
-    cfg = _load_cfg(PROBE[arch])
+    cfg = load_cfg(PROBE[arch])
     bb = cfg.model.backbone
     assert bb.init_cfg == dict(
         type='Pretrained', checkpoint=f'checkpoints/eac-{arch}_veca.pth')
@@ -205,7 +150,7 @@ def test_linear_probe_protocol(arch):
         for s in cfg.test_pipeline
     }['CenterCrop']['crop_size'] == 256
     assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
-    model = _build(cfg)
+    model = build_model(cfg, meta=True)
     assert model.backbone.frozen_stages == model.backbone.num_layers
     assert not any(p.requires_grad for p in model.backbone.parameters())
     model.train()
@@ -222,7 +167,7 @@ def test_linear_probe_protocol(arch):
 
 def test_finetune_recipe():
     from mmengine.optim import build_optim_wrapper
-    cfg = _load_cfg(FT)
+    cfg = load_cfg(FT)
     assert cfg.find_unused_parameters is True
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimWrapperConstructor'
@@ -231,7 +176,7 @@ def test_finetune_recipe():
         s['type']: s
         for s in cfg.test_pipeline
     }['CenterCrop']['crop_size'] == 256
-    model = _build(cfg)
+    model = build_model(cfg, meta=True)
     assert model.backbone.frozen_stages == -1
     assert model.backbone.train_num_cores is None  # nested dropout on
     assert all(p.requires_grad for p in model.parameters())
@@ -250,22 +195,22 @@ def test_finetune_recipe():
 
 
 def test_dropin_swaps_only_backbone():
-    upstream = _load_cfg(
-        osp.join(
-            osp.dirname(__import__('mmpretrain').__file__), '.mim', 'configs',
-            'vision_transformer', 'vit-base-p16_64xb64_in1k-384px.py'))
-    cfg = _load_cfg(DROPIN)
-    assert _plain(cfg.model.head) == _plain(upstream.model.head)
+    upstream = load_cfg(
+        resolve_config_path(
+            'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k-384px.py')
+    )
+    cfg = load_cfg(DROPIN)
+    assert plain(cfg.model.head) == plain(upstream.model.head)
     for key in ('train_dataloader', 'val_evaluator', 'optim_wrapper',
                 'param_scheduler', 'train_cfg', 'data_preprocessor'):
-        assert _plain(cfg[key]) == _plain(upstream[key]), key
+        assert plain(cfg[key]) == plain(upstream[key]), key
     assert cfg.model.backbone.type == 'EACViT'
 
 
 # ------------------------------------------------------- direct model checks
 def test_any_image_size_and_budgets():
-    cfg = _load_cfg(PROBE_DEMO)
-    model = _build(cfg)
+    cfg = load_cfg(PROBE_DEMO)
+    model = build_model(cfg)
     for h, w in ((45, 170), (150, 110), (300, 17)):
         img = np.random.RandomState(w).randint(0, 255, (h, w, 3), np.uint8)
         sample, data = _predict(model, cfg, img)
@@ -274,8 +219,8 @@ def test_any_image_size_and_budgets():
         assert 0 <= int(sample.pred_label) < 1000
         assert model.backbone.last_num_cores == 16
     # the probe's frozen backbone runs at the budget asked for
-    cfg8 = _load_cfg(PROBE_DEMO, {'model.backbone.num_cores': 8})
-    model8 = _build(cfg8)
+    cfg8 = load_cfg(PROBE_DEMO, {'model.backbone.num_cores': 8})
+    model8 = build_model(cfg8)
     model8.train()
     data = model8.data_preprocessor(
         dict(
@@ -284,12 +229,12 @@ def test_any_image_size_and_budgets():
     model8.extract_feat(data['inputs'])
     assert model8.backbone.last_num_cores == 8
     with pytest.raises(ValueError, match=r'num_cores=20 .*\[8, 16\]'):
-        _build(_load_cfg(PROBE_DEMO, {'model.backbone.num_cores': 20}))
+        build_model(load_cfg(PROBE_DEMO, {'model.backbone.num_cores': 20}))
 
 
 def test_finetune_demo_trains_with_nested_dropout(cls_base, tmp_path):
     from mmengine.runner import Runner
-    cfg = _load_cfg(
+    cfg = load_cfg(
         FT_DEMO, {
             'train_cfg.val_interval': 100,
             'default_hooks.checkpoint.interval': 100,
@@ -299,10 +244,11 @@ def test_finetune_demo_trains_with_nested_dropout(cls_base, tmp_path):
         cfg[loader].dataset.data_root = osp.join(cls_base['base'], 'data',
                                                  'imagenet')
     cfg.work_dir = str(tmp_path)
-    runner = Runner.from_cfg(cfg)
     budgets = []
-    runner.register_hook(_BudgetRecorder(budgets), 'LOW')
-    runner.train()
+    with fresh_runner_state():
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(_BudgetRecorder(budgets), 'LOW')
+        runner.train()
     assert runner.iter == 4 and len(budgets) == 4
     assert set(budgets) <= {8, 16}
     losses = runner.message_hub.get_scalar('train/loss').data[0]
@@ -327,13 +273,7 @@ class _BudgetRecorder(Hook):
 
 # -------------------------------------------------------------------- tools
 def test_probe_train_and_resume(probe_run):
-    work_dir = probe_run['work_dir']
-    assert train_iters(probe_run['text_a']) == [1, 2]
-    assert 'resumed epoch: 0, iter: 2' in probe_run['text_b']
-    assert train_iters(probe_run['text_b']) == [3, 4]
-    ck2 = _ckpt(osp.join(work_dir, 'iter_2.pth'))
-    ck4 = _ckpt(osp.join(work_dir, 'iter_4.pth'))
-    assert ck4['meta']['iter'] == 4
+    ck2, ck4 = check_resumed(probe_run)
     assert 'accuracy/top1:' in probe_run['text_b']
     # the head trained between the checkpoints (SGD momentum resumed)
     assert not torch.equal(ck2['state_dict']['head.fc.weight'],
@@ -345,7 +285,7 @@ def test_probe_train_and_resume(probe_run):
 def test_probe_leaves_backbone_bit_identical(probe_run, cls_base):
     initial = cls_base['weights']
     for name in ('iter_2.pth', 'iter_4.pth'):
-        state = _ckpt(osp.join(probe_run['work_dir'], name))['state_dict']
+        state = load_ckpt(osp.join(probe_run['work_dir'], name))['state_dict']
         backbone = {
             k[len('backbone.'):]: v
             for k, v in state.items() if k.startswith('backbone.')
@@ -354,20 +294,18 @@ def test_probe_leaves_backbone_bit_identical(probe_run, cls_base):
         for key, value in initial.items():
             assert torch.equal(backbone[key], value), key
     # only the backbone is frozen: the optimizer holds the head alone
-    ck4 = _ckpt(osp.join(probe_run['work_dir'], 'iter_4.pth'))
+    ck4 = load_ckpt(osp.join(probe_run['work_dir'], 'iter_4.pth'))
     assert len(ck4['optimizer']['state']) == 2  # head.fc weight and bias
 
 
 def test_test_tool_top1_at_another_budget(probe_run, cls_base):
+    """tools/test.py as a command (the CLI smoke test of testing)."""
     base = cls_base['base']
     ckpt = osp.join(probe_run['work_dir'], 'iter_4.pth')
     out = osp.join(base, 'cls8.pkl')
-    proc = run(
-        python_tool('test.py', cls_base['config'], ckpt, '--work-dir',
-                    osp.join(base, 'test8'), '--out', out, '--cfg-options',
-                    'model.backbone.num_cores=8'),
-        cwd=base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    command_ok(base, 'test.py', cls_base['config'], ckpt, '--work-dir',
+               osp.join(base, 'test8'), '--out', out, '--cfg-options',
+               'model.backbone.num_cores=8')
     with open(out, 'rb') as f:
         result = pickle.load(f)
     top1 = result['metrics']['accuracy/top1']
@@ -385,26 +323,16 @@ def test_test_tool_top1_at_another_budget(probe_run, cls_base):
     assert 'accuracy/top5' in result['metrics']
 
 
-def test_test_tool_rejects_missing_budget(probe_run, cls_base, monkeypatch,
-                                          capsys):
+def test_test_tool_rejects_missing_budget(probe_run, cls_base):
     base = cls_base['base']
-    monkeypatch.chdir(base)
     bad_out = osp.join(base, 'bad.pkl')
-    spec = importlib.util.spec_from_file_location('mmeac_tool_test_cls',
-                                                  osp.join(TOOLS, 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    with pytest.raises(SystemExit) as exc:
-        tool.main([
-            cls_base['config'],
-            osp.join(probe_run['work_dir'], 'iter_4.pth'), '--work-dir',
-            osp.join(base, 'test_bad'), '--out', bad_out, '--cfg-options',
-            'model.backbone.num_cores=12'
-        ])
-    assert exc.value.code == 2
+    line = tool_error(base, 'test.py', cls_base['config'],
+                      osp.join(probe_run['work_dir'],
+                               'iter_4.pth'), '--work-dir',
+                      osp.join(base, 'test_bad'), '--out', bad_out,
+                      '--cfg-options', 'model.backbone.num_cores=12')
     assert re.search(
         r'error: model.backbone: num_cores=12 is not a core budget'
-        r'.*\[8, 16\]',
-        capsys.readouterr().err)
+        r'.*\[8, 16\]', line)
     assert not osp.exists(bad_out)
     assert not osp.exists(osp.join(base, 'test_bad'))

@@ -16,71 +16,67 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import REPO
+from _tool_helpers import (DET_CONFIG, build_model, config_file,
+                           fresh_runner_state, load_cfg, load_mmeac_cfg,
+                           make_data, plain, predict, resolve_config_path)
 
 from mmeac.testing import make_coco
 
-DEMO = osp.join(REPO, 'configs', 'demo',
-                'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py')
+DEMO = config_file('demo',
+                   'mask-rcnn_eac-tiny_sfp_1xb2-lsj-4it_builtin-coco-128.py')
 MAIN = {
-    a:
-    osp.join(REPO, 'configs', 'eac',
-             f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
+    a: config_file('eac', f'mask-rcnn_eac-{a}_sfp_8xb8-lsj-100e_coco-1024.py')
     for a in 'sbl'
 }
-DROPIN = osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_eac-b_sfp_1x_coco.py')
+DROPIN = config_file('dropin', 'mask-rcnn_eac-b_sfp_1x_coco.py')
+# the EAC-B Mask R-CNN config's model at 64 channels (the demo's widths)
+NARROW = {
+    'model.backbone.arch':
+    dict(
+        _delete_=True, embed_dims=64, num_layers=2, num_heads=4,
+        mlp_ratio=2.0),
+    'model.backbone.out_indices': (1, ),
+    'model.neck.in_channels':
+    64,
+    'model.neck.out_channels':
+    64,
+    'model.rpn_head.in_channels':
+    64,
+    'model.rpn_head.feat_channels':
+    64,
+    'model.roi_head.bbox_roi_extractor.out_channels':
+    64,
+    'model.roi_head.bbox_head.in_channels':
+    64,
+    'model.roi_head.mask_roi_extractor.out_channels':
+    64,
+    'model.roi_head.mask_head.in_channels':
+    64,
+    'model.roi_head.mask_head.conv_out_channels':
+    64,
+}
 DET_CONFIGS = sorted(
-    glob.glob(osp.join(REPO, 'configs', 'eac', 'mask-rcnn_eac-*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'dropin', 'mask-rcnn_*.py')) +
-    glob.glob(osp.join(REPO, 'configs', 'demo', 'mask-rcnn_*.py')))
+    glob.glob(config_file('eac', 'mask-rcnn_eac-*.py')) +
+    glob.glob(config_file('dropin', 'mask-rcnn_*.py')) +
+    glob.glob(config_file('demo', 'mask-rcnn_*.py')))
 
 
 # ----------------------------------------------------------------- helpers
-def _load_cfg(path, options=None):
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
-def _plain(value):
-    """A config value as plain data, without the ``_scope_`` keys that
-    inheriting a ``pkg::`` config adds."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cfg):
-    from mmengine.registry import MODELS, init_default_scope
-    init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model)
-
-
 def _predict(model, cfg, img: np.ndarray):
     """Run one BGR image through the config's test pipeline and the model."""
-    from mmengine.dataset import Compose, pseudo_collate
     steps = [
         dict(s) for s in cfg.test_pipeline if s['type'] != 'LoadAnnotations'
     ]
     steps[0] = dict(type='LoadImageFromNDArray')
-    data = Compose(steps)(dict(img=img, img_id=0))
-    model.eval()
-    with torch.no_grad():
-        return model.test_step(pseudo_collate([data]))[0], data
+    return predict(model, steps, dict(img=img, img_id=0))
 
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope='module')
 def det_base(tmp_path_factory):
     """A directory with the built-in COCO data under ``data/coco``."""
-    base = str(tmp_path_factory.mktemp('det'))
-    make_coco(
-        osp.join(base, 'data'), size='150x110', num_train=6, num_val=4, seed=0)
-    return base
+    return make_data(
+        tmp_path_factory, make_coco, size='150x110', num_train=6, num_val=4)[0]
 
 
 # ---------------------------------------------------- SimpleFeaturePyramid
@@ -144,12 +140,9 @@ def test_all_det_configs_found():
 
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=osp.basename)
 def test_det_config_builds(path):
-    cfg = _load_cfg(path)
-    assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(
-        imports=['mmeac'], allow_failed_imports=False)
+    cfg = load_mmeac_cfg(path, 'mmdet')
     assert cfg.find_unused_parameters is True
-    model = _build(cfg)
+    model = build_model(cfg, meta=True)
     assert type(model).__name__ == 'MaskRCNN'
     assert type(model.backbone).__name__ == 'EACViT'
     assert type(model.neck).__name__ == 'SimpleFeaturePyramid'
@@ -167,7 +160,7 @@ def test_det_config_builds(path):
                                                    ('l', 1024, 24, 0.8)])
 def test_mask_rcnn_lsj_recipe(arch, dims, layers, rate):
     from mmengine.optim import build_optim_wrapper
-    cfg = _load_cfg(MAIN[arch])
+    cfg = load_cfg(MAIN[arch])
     assert cfg.model.neck.in_channels == dims
     bb = cfg.model.backbone
     assert (bb.arch, bb.out_indices) == (arch, (layers - 1, ))
@@ -195,7 +188,7 @@ def test_mask_rcnn_lsj_recipe(arch, dims, layers, rate):
     ]
     # AdamW + layer-wise lr decay, as built from the config
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
-    model = _build(cfg)
+    model = build_model(cfg, meta=True)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     groups = wrapper.optimizer.param_groups
     patch = next(
@@ -215,27 +208,45 @@ def test_mask_rcnn_lsj_recipe(arch, dims, layers, rate):
 
 def test_dropin_swaps_only_backbone_and_neck():
     from mmdet.utils import register_all_modules  # noqa: F401
-    upstream = _load_cfg(
-        osp.join(
-            osp.dirname(__import__('mmdet').__file__), '.mim', 'configs',
-            'mask_rcnn', 'mask-rcnn_r50_fpn_1x_coco.py'))
-    cfg = _load_cfg(DROPIN)
+    upstream = load_cfg(resolve_config_path(DET_CONFIG))  # R50 Mask R-CNN
+    cfg = load_cfg(DROPIN)
     for key in ('rpn_head', 'roi_head', 'train_cfg', 'test_cfg',
                 'data_preprocessor'):
-        assert _plain(cfg.model[key]) == _plain(upstream.model[key]), key
+        assert plain(cfg.model[key]) == plain(upstream.model[key]), key
     for key in ('train_dataloader', 'val_evaluator', 'optim_wrapper',
                 'param_scheduler', 'train_cfg'):
-        assert _plain(cfg[key]) == _plain(upstream[key]), key
+        assert plain(cfg[key]) == plain(upstream[key]), key
     assert cfg.model.backbone.type == 'EACViT'
 
 
 # --------------------------------------------------------------- inference
 def test_eac_b_mask_rcnn_1024_inference():
-    """EAC-B Mask R-CNN, one 701 x 997 image resized and padded to 1024."""
+    """EAC-B Mask R-CNN, one 701 x 997 image resized and padded to 1024.
+
+    The EAC-B backbone, the pyramid and the RPN head run at 1024 on the
+    ``meta`` device (the shapes are the point); the whole detector of the
+    same config at 64 channels predicts for real (its pipeline, budgets and
+    post-processing: boxes and masks in the image).
+    """
     from mmdet.structures import DetDataSample
-    cfg = _load_cfg(MAIN['b'], {'model.test_cfg.rcnn.score_thr': 0.0})
+    cfg = load_cfg(MAIN['b'], {'model.test_cfg.rcnn.score_thr': 0.0})
+    model = build_model(cfg, meta=True)
+    model.eval()
+    with torch.no_grad():
+        feats = model.extract_feat(
+            torch.empty(1, 3, 1024, 1024, device='meta'))
+    assert model.backbone.embed_dims == 768
+    assert model.backbone.last_num_cores == 64
+    levels = [(1024 // s, 1024 // s) for s in (4, 8, 16, 32, 64)]
+    assert [tuple(f.shape) for f in feats] == [(1, 256, *hw) for hw in levels]
+    with torch.no_grad():
+        scores, boxes = model.rpn_head(feats)
+    assert [tuple(s.shape[-2:]) for s in scores] == levels
+    assert [tuple(b.shape[-2:]) for b in boxes] == levels
+
+    cfg = load_cfg(MAIN['b'], {'model.test_cfg.rcnn.score_thr': 0.0, **NARROW})
     torch.manual_seed(0)
-    model = _build(cfg)  # random weights: no checkpoint on the CPU runner
+    model = build_model(cfg)  # random weights: no checkpoint on the CPU runner
     img = np.random.RandomState(0).randint(0, 255, (701, 997, 3), np.uint8)
     sample, data = _predict(model, cfg, img)
     assert isinstance(sample, DetDataSample)
@@ -256,9 +267,9 @@ def test_eac_b_mask_rcnn_1024_inference():
 
 def test_tiny_det_any_image_size_and_budgets():
     """Odd sizes and aspect ratios; the budget override; a bad budget."""
-    cfg = _load_cfg(DEMO, {'model.test_cfg.rcnn.score_thr': 0.0})
+    cfg = load_cfg(DEMO, {'model.test_cfg.rcnn.score_thr': 0.0})
     torch.manual_seed(0)
-    model = _build(cfg)
+    model = build_model(cfg)
     for h, w in ((37, 203), (150, 110), (17, 17)):
         img = np.random.RandomState(h).randint(0, 255, (h, w, 3), np.uint8)
         sample, _ = _predict(model, cfg, img)
@@ -266,12 +277,12 @@ def test_tiny_det_any_image_size_and_budgets():
         assert sample.pred_instances.masks.shape[1:] == (h, w)
         assert model.backbone.last_num_cores == 16
 
-    cfg8 = _load_cfg(DEMO, {'model.backbone.num_cores': 8})
-    model8 = _build(cfg8)
+    cfg8 = load_cfg(DEMO, {'model.backbone.num_cores': 8})
+    model8 = build_model(cfg8)
     _predict(model8, cfg8, np.zeros((50, 90, 3), np.uint8))
     assert model8.backbone.last_num_cores == 8
     with pytest.raises(ValueError, match=r'num_cores=24 .*\[8, 16\]'):
-        _build(_load_cfg(DEMO, {'model.backbone.num_cores': 24}))
+        build_model(load_cfg(DEMO, {'model.backbone.num_cores': 24}))
 
 
 # ------------------------------------------------------------ bad input
@@ -327,21 +338,23 @@ def _degenerate_coco(base: str) -> str:
 def test_degenerate_annotations_train(det_base, tmp_path):
     from mmengine.runner import Runner
     root = _degenerate_coco(det_base)
-    cfg = _load_cfg(
+    # 3 iterations of 2 images: one pass over the 6 (shuffled) images
+    cfg = load_cfg(
         DEMO, {
             'train_dataloader.dataset.data_root': root + '/',
-            'train_cfg.max_iters': 6,
+            'train_cfg.max_iters': 3,
             'train_cfg.val_interval': 100,
             'default_hooks.checkpoint.interval': 100,
             'randomness.seed': 1,
         })
     cfg.work_dir = str(tmp_path)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert runner.iter == 6
-    losses = runner.message_hub.get_scalar('train/loss').data[0]
-    assert len(losses) == 6 and np.all(np.isfinite(losses))
+    with fresh_runner_state():
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert runner.iter == 3
+    assert len(losses) == 3 and np.all(np.isfinite(losses))
     # images 3.. have no annotation at all and were kept for training
     dataset = runner.train_dataloader.dataset
     assert len(dataset) == 6

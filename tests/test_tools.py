@@ -3,9 +3,11 @@
 A segmentation config shipped in the mmseg wheel (SegFormer-B0, ADE20K),
 shrunk through ``--cfg-options``, trains on the built-in ADE20K data,
 checkpoints, resumes (iterations, lr schedule and optimizer state continue)
-and is evaluated with a real mIoU; Mask R-CNN from the mmdet wheel builds and
-predicts on a built-in COCO image on the CPU; bad input gives one-line
-errors and writes nothing.
+and is evaluated with a real mIoU (``tools/test.py`` run as a command: the
+CLI smoke test of segmentation testing); Mask R-CNN from the mmdet wheel
+builds and predicts on a built-in COCO image on the CPU; bad input gives
+one-line errors and writes nothing. The tools run in-process
+(``call_runner_tool``) where a fresh interpreter proves nothing.
 """
 import os
 import os.path as osp
@@ -14,20 +16,22 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import (DET_CONFIG, SEG_CONFIG, log_text,
-                           miou_from_predictions, python_tool,
-                           resolve_config_path, run, seg_options, train_iters,
-                           train_lrs)
+from _tool_helpers import (DET_CONFIG, SEG_CONFIG, adam_steps, command_ok,
+                           load_ckpt, log_text, make_data,
+                           miou_from_predictions, newest_log_text,
+                           resolve_config_path, seg_options, tool_error,
+                           tool_ok, train_iters, train_lrs)
 
 from mmeac.testing import make_ade20k, make_coco
 
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('data'))
+    base, ade = make_data(
+        tmp_path_factory, make_ade20k, size=128, num_train=8, num_val=4)
     return dict(
-        ade=make_ade20k(root, size=128, num_train=8, num_val=4, seed=0),
-        coco=make_coco(root, size=256, num_train=2, num_val=4, seed=0))
+        ade=ade,
+        coco=make_coco(base, size=256, num_train=2, num_val=4, seed=0))
 
 
 @pytest.fixture(scope='module')
@@ -35,20 +39,9 @@ def seg_run(data, tmp_path_factory):
     """Train 4 iterations (checkpoints at 2 and 4) with tools/train.py."""
     base = str(tmp_path_factory.mktemp('seg'))
     work_dir = osp.join(base, 'run_a')
-    proc = run(
-        python_tool('train.py', SEG_CONFIG, '--work-dir', work_dir,
-                    '--cfg-options', *seg_options(data['ade'])),
-        cwd=base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(base=base, work_dir=work_dir, proc=proc)
-
-
-def _load(path: str) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=False)
-
-
-def _adam_steps(ckpt: dict) -> set:
-    return {int(s['step']) for s in ckpt['optimizer']['state'].values()}
+    tool_ok(base, 'train.py', SEG_CONFIG, '--work-dir', work_dir,
+            '--cfg-options', *seg_options(data['ade']))
+    return dict(base=base, work_dir=work_dir)
 
 
 def test_train_checkpoints(seg_run):
@@ -58,9 +51,9 @@ def test_train_checkpoints(seg_run):
     text = log_text(work_dir)
     assert train_iters(text) == [1, 2, 3, 4]
     assert 'Iter(val) [4/4]' in text and 'mIoU' in text
-    ckpt = _load(osp.join(work_dir, 'iter_4.pth'))
+    ckpt = load_ckpt(osp.join(work_dir, 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4
-    assert _adam_steps(ckpt) == {4}
+    assert adam_steps(ckpt) == {4}
 
 
 def test_train_dumps_merged_config(seg_run, data):
@@ -76,12 +69,10 @@ def test_train_dumps_merged_config(seg_run, data):
 def test_resume_from_checkpoint(seg_run, data):
     run_a = seg_run['work_dir']
     run_b = osp.join(seg_run['base'], 'run_b')
-    proc = run(
-        python_tool('train.py', SEG_CONFIG, '--work-dir', run_b, '--resume',
-                    osp.join(run_a, 'iter_2.pth'), '--amp', '--cfg-options',
-                    *seg_options(data['ade'])),
-        cwd=seg_run['base'])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = tool_ok(seg_run['base'], 'train.py', SEG_CONFIG,
+                   '--work-dir', run_b, '--resume',
+                   osp.join(run_a, 'iter_2.pth'), '--amp', '--cfg-options',
+                   *seg_options(data['ade']))
     # --amp without CUDA: a warning, then fp32
     assert '--amp needs CUDA' in proc.stdout + proc.stderr
     text_a, text_b = log_text(run_a), log_text(run_b)
@@ -93,42 +84,35 @@ def test_resume_from_checkpoint(seg_run, data):
     assert len(set(lrs_a.values())) == 4
     assert lrs_b == {3: lrs_a[3], 4: lrs_a[4]}
     # the optimizer state was restored: AdamW counts 4 steps, not 2
-    ckpt_b = _load(osp.join(run_b, 'iter_4.pth'))
+    ckpt_b = load_ckpt(osp.join(run_b, 'iter_4.pth'))
     assert ckpt_b['meta']['iter'] == 4
-    assert _adam_steps(ckpt_b) == {4}
-    ckpt_a2 = _load(osp.join(run_a, 'iter_2.pth'))
-    assert _adam_steps(ckpt_a2) == {2}
+    assert adam_steps(ckpt_b) == {4}
+    ckpt_a2 = load_ckpt(osp.join(run_a, 'iter_2.pth'))
+    assert adam_steps(ckpt_a2) == {2}
     # the message hub continues too (same runtime info as the straight run)
-    ckpt_a4 = _load(osp.join(run_a, 'iter_4.pth'))
+    ckpt_a4 = load_ckpt(osp.join(run_a, 'iter_4.pth'))
     assert ckpt_b['message_hub']['runtime_info']['iter'] == \
         ckpt_a4['message_hub']['runtime_info']['iter']
 
     # --resume without a value: the latest checkpoint of the work dir
-    proc = run(
-        python_tool('train.py', SEG_CONFIG, '--work-dir', run_b, '--resume',
-                    '--cfg-options', *seg_options(data['ade'], max_iters=6)),
-        cwd=seg_run['base'])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(
-        e for e in os.listdir(run_b) if osp.isdir(osp.join(run_b, e)))
-    with open(osp.join(run_b, runs[-1], runs[-1] + '.log')) as f:
-        text_c = f.read()
+    tool_ok(seg_run['base'], 'train.py', SEG_CONFIG, '--work-dir',
+            run_b, '--resume', '--cfg-options',
+            *seg_options(data['ade'], max_iters=6))
+    text_c = newest_log_text(run_b)
     assert 'resumed epoch: 0, iter: 4' in text_c
     assert train_iters(text_c) == [5, 6]
-    assert _adam_steps(_load(osp.join(run_b, 'iter_6.pth'))) == {6}
+    assert adam_steps(load_ckpt(osp.join(run_b, 'iter_6.pth'))) == {6}
 
 
 def test_test_reports_miou(seg_run, data):
+    """tools/test.py as a command (the CLI smoke test of testing)."""
     base = seg_run['base']
     out = osp.join(base, 'results.pkl')
     show_dir = osp.join(base, 'vis')
-    proc = run(
-        python_tool('test.py', SEG_CONFIG,
-                    osp.join(seg_run['work_dir'], 'iter_4.pth'), '--work-dir',
-                    osp.join(base, 'test_a'), '--out', out, '--show-dir',
-                    show_dir, '--cfg-options', *seg_options(data['ade'])),
-        cwd=base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    command_ok(base, 'test.py', SEG_CONFIG,
+               osp.join(seg_run['work_dir'], 'iter_4.pth'), '--work-dir',
+               osp.join(base, 'test_a'), '--out', out, '--show-dir', show_dir,
+               '--cfg-options', *seg_options(data['ade']))
     with open(out, 'rb') as f:
         result = pickle.load(f)
     miou = float(result['metrics']['mIoU'])
@@ -159,6 +143,10 @@ def test_mask_rcnn_builds_and_predicts(data, tmp_path):
     assert cfg.model.backbone.depth == 50
     cfg.model.backbone.init_cfg = None
     cfg.model.test_cfg.rcnn.score_thr = 0.0  # random weights: keep boxes
+    # 100 proposals and 20 boxes, not 1000 and 100: the heads' cost, not
+    # what is checked
+    cfg.model.test_cfg.rpn.max_per_img = 100
+    cfg.model.test_cfg.rcnn.max_per_img = 20
     cfg.test_dataloader.dataset.pipeline[1].scale = (256, 256)
     model = init_detector(cfg, checkpoint=None, device='cpu')
     ckpt = str(tmp_path / 'mask_rcnn_random.pth')
@@ -178,6 +166,7 @@ def test_mask_rcnn_builds_and_predicts(data, tmp_path):
     opts = [
         'model.backbone.init_cfg=None', 'model.test_cfg.rcnn.score_thr=0.0',
         'model.test_cfg.rcnn.max_per_img=20',
+        'model.test_cfg.rpn.max_per_img=100',
         'test_dataloader.dataset.pipeline.1.scale=(256,256)',
         f'test_dataloader.dataset.data_root={coco}/',
         'test_dataloader.num_workers=0',
@@ -185,12 +174,10 @@ def test_mask_rcnn_builds_and_predicts(data, tmp_path):
         'test_dataloader.dataset.indices=[0,3]',
         f'test_evaluator.ann_file={coco}/annotations/instances_val2017.json'
     ]
-    proc = run(
-        python_tool('test.py', DET_CONFIG, ckpt, '--work-dir',
-                    str(tmp_path / 'wd'), '--out', out, '--show-dir',
-                    str(tmp_path / 'vis'), '--cfg-options', *opts),
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    tool_ok(
+        str(tmp_path), 'test.py', DET_CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'wd'), '--out', out, '--show-dir',
+        str(tmp_path / 'vis'), '--cfg-options', *opts)
     with open(out, 'rb') as f:
         result = pickle.load(f)
     assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(result['metrics'])
@@ -210,12 +197,9 @@ def test_mask_rcnn_builds_and_predicts(data, tmp_path):
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
 def test_missing_config(tool, tmp_path):
     args = ['no/such_config.py'] + (['x.pth'] if tool == 'test.py' else [])
-    proc = run(python_tool(tool, *args), cwd=str(tmp_path), timeout=120)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert lines == [
+    line = tool_error(str(tmp_path), tool, *args)
+    assert line == \
         f"{tool}: error: config file 'no/such_config.py' does not exist"
-    ]
     assert os.listdir(tmp_path) == []
 
 
@@ -224,13 +208,8 @@ def test_missing_data_root(tool, seg_run, tmp_path):
     missing = str(tmp_path / 'no_data' / 'ADEChallengeData2016')
     ckpt = osp.join(seg_run['work_dir'], 'iter_2.pth')
     args = [SEG_CONFIG] + ([ckpt] if tool == 'test.py' else [])
-    proc = run(
-        python_tool(tool, *args, '--cfg-options', *seg_options(missing)),
-        cwd=str(tmp_path),
-        timeout=120)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert f"dataset root '{missing}'" in lines[0]
-    assert 'does not exist' in lines[0]
+    line = tool_error(
+        str(tmp_path), tool, *args, '--cfg-options', *seg_options(missing))
+    assert f"dataset root '{missing}'" in line
+    assert 'does not exist' in line
     assert os.listdir(tmp_path) == []  # no work_dirs/ created

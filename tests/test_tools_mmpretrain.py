@@ -2,7 +2,9 @@
 
 ResNet-18 from the mmpretrain wheel, unchanged 1000-class head, trains one
 epoch on the built-in ImageNet data (real ImageNet-1k labels) and is tested
-with ``--out`` and ``--show-dir`` (mmpretrain's ``VisualizationHook``).
+with ``--out`` and ``--show-dir`` (mmpretrain's ``VisualizationHook``),
+both tools in-process (``tests/test_classification.py`` runs them as
+commands).
 """
 import os
 import os.path as osp
@@ -10,7 +12,7 @@ import pickle
 
 import numpy as np
 import pytest
-from _tool_helpers import log_text, python_tool, run
+from _tool_helpers import log_text, make_data, tool_ok
 
 from mmeac.testing import IMAGENET_CLASSES, IMAGENET_LABELS, make_imagenet
 
@@ -19,12 +21,8 @@ CLS_CONFIG = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 
 @pytest.fixture(scope='module')
 def imagenet(tmp_path_factory):
-    return make_imagenet(
-        str(tmp_path_factory.mktemp('data')),
-        size=64,
-        num_train=12,
-        num_val=6,
-        seed=0)
+    return make_data(
+        tmp_path_factory, make_imagenet, size=64, num_train=12, num_val=6)[1]
 
 
 def _options(root: str):
@@ -48,11 +46,9 @@ def _options(root: str):
 
 def test_train_and_test_classification(imagenet, tmp_path):
     work_dir = str(tmp_path / 'cls')
-    proc = run(
-        python_tool('train.py', CLS_CONFIG, '--work-dir', work_dir,
-                    '--cfg-options', *_options(imagenet)),
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    tool_ok(
+        str(tmp_path), 'train.py', CLS_CONFIG, '--work-dir', work_dir,
+        '--cfg-options', *_options(imagenet))
     text = log_text(work_dir)
     assert 'Epoch(train) [1][3/3]' in text  # 12 images, batch 4
     assert 'accuracy/top1' in text
@@ -61,12 +57,10 @@ def test_train_and_test_classification(imagenet, tmp_path):
 
     out = str(tmp_path / 'cls.pkl')
     vis = str(tmp_path / 'vis')
-    proc = run(
-        python_tool('test.py', CLS_CONFIG, ckpt, '--work-dir',
-                    str(tmp_path / 'cls_test'), '--out', out, '--show-dir',
-                    vis, '--cfg-options', *_options(imagenet)),
-        cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    tool_ok(
+        str(tmp_path), 'test.py', CLS_CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'cls_test'), '--out', out, '--show-dir', vis,
+        '--cfg-options', *_options(imagenet))
     with open(out, 'rb') as f:
         result = pickle.load(f)
     preds = result['predictions']

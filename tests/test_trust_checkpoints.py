@@ -22,7 +22,7 @@ import torch
 from _tool_helpers import REPO
 from _tool_helpers import UPERNET_MICRO as UPERNET
 from _tool_helpers import (call_runner_tool, call_tool, copy_work_dir,
-                           data_root_options, fresh_mmengine_state, kill_when,
+                           data_root_options, fresh_runner_state, kill_when,
                            newest_log_text, one_error_line, python_tool,
                            snapshot, train_iters)
 
@@ -341,7 +341,7 @@ def test_safe_hook_keeps_old_until_new_is_written(tmp_path):
             return dict(loss=self.w(inputs).pow(2).mean())
 
     hook = SafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=1)
-    with fresh_mmengine_state():  # no runner state left in this process
+    with fresh_runner_state():  # no runner state left in this process
         runner = Runner(
             model=Toy(),
             work_dir=str(tmp_path),
