@@ -1,9 +1,8 @@
 """``import mmeac`` registers everything but imports only what it needs."""
-import subprocess
 import sys
 import textwrap
 
-from _tool_helpers import REPO, tool_env
+from _tool_helpers import REPO, run
 
 CODE = textwrap.dedent('''
     import inspect
@@ -35,11 +34,6 @@ CODE = textwrap.dedent('''
 
 
 def test_import_mmeac_is_light_and_the_head_builds_lazily():
-    proc = subprocess.run([sys.executable, '-c', CODE],
-                          cwd=REPO,
-                          env=tool_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    proc = run([sys.executable, '-c', CODE], cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == 'ok'

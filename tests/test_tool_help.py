@@ -2,12 +2,11 @@
 OpenMMLab model zoos are imported (the tools import them in ``main()``,
 after their argument parser has run)."""
 import os.path as osp
-import subprocess
 import sys
 import textwrap
 
 import pytest
-from _tool_helpers import REPO, tool_env
+from _tool_helpers import REPO, run
 
 #: Every Python tool, relative to the repository.
 TOOLS = ('tools/train.py', 'tools/test.py',
@@ -47,13 +46,10 @@ WRAPPER = textwrap.dedent('''
 
 def test_help_of_every_tool_imports_no_heavy_module():
     import json
-    proc = subprocess.run(
+    proc = run(
         [sys.executable, '-c', WRAPPER, ','.join(HEAVY)] +
         [osp.join(REPO, t) for t in TOOLS],
         cwd=REPO,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
         timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -69,13 +65,10 @@ def test_help_of_every_tool_imports_no_heavy_module():
 def test_help_in_a_fresh_process_does_not_import_torch(tool):
     """The script as users run it: ``-X importtime`` lists every module
     the interpreter imported."""
-    proc = subprocess.run(
+    proc = run(
         [sys.executable, '-X', 'importtime',
          osp.join(REPO, tool), '--help'],
         cwd=REPO,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
         timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f'usage: {osp.basename(tool)}')
