@@ -272,3 +272,28 @@ def test_demo_progress_lines_from_a_real_training_log(upernet_run):
         assert parts[0] == '[demo]' and parts[3] == 'loss'
         assert np.isfinite(float(parts[4])) and parts[5] == 'eta'
         assert parts[6].count(':') == 2
+
+
+@pytest.mark.parametrize('suffix', ['.json', '.pkl'])
+def test_test_results_written_whole_or_not_at_all(suffix, tmp_path,
+                                                  monkeypatch):
+    """``tools/test.py --out``: a dump that fails half way leaves the
+    existing file as it was and no temporary file behind."""
+    import mmengine
+
+    from mmeac.utils import toolkit
+    out = tmp_path / f'metrics{suffix}'
+    toolkit.write_test_results(str(out), {'mIoU': 1.5})
+    assert mmengine.load(str(out)) == {'metrics': {'mIoU': 1.5}}
+    before = out.read_bytes()
+    real_dump = mmengine.dump
+
+    def dump_then_fail(obj, file, **kwargs):
+        real_dump(obj, file, **kwargs)  # a (temporary) file is written ...
+        raise OSError('disk full')  # ... then the write fails
+
+    monkeypatch.setattr(mmengine, 'dump', dump_then_fail)
+    with pytest.raises(OSError, match='disk full'):
+        toolkit.write_test_results(str(out), {'mIoU': 99.0})
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]

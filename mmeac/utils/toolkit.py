@@ -746,13 +746,30 @@ def build_prediction_collector():
 
 def write_test_results(path: str, metrics: dict, collector=None) -> None:
     """Write ``{'metrics': ...}`` (and the collector's ``'predictions'``)
-    to ``path`` (``.json`` / ``.yaml`` / ``.pkl``), making its folder."""
+    to ``path`` (``.json`` / ``.yaml`` / ``.pkl``), making its folder.
+
+    The file is dumped next to ``path`` under a temporary name and renamed
+    into place, so a failed dump leaves neither half a file nor the old
+    one changed."""
+    import tempfile
+
     import mmengine
     result: Dict[str, Any] = {'metrics': dict(metrics)}
     if collector is not None:
         result['predictions'] = collector.predictions
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    mmengine.dump(result, path)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # the suffix tells mmengine.dump the format
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=osp.splitext(path)[1])
+    os.close(fd)
+    try:
+        mmengine.dump(result, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 # --------------------------------------------------------------------------
