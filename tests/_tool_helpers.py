@@ -55,6 +55,26 @@ def run(cmd: Sequence[str],
 _TOOL_MODULES: Dict[str, object] = {}
 
 
+def load_tool(path: str):
+    """A tool script imported as a module (once per process), for its
+    ``main(argv)`` and helpers.
+
+    Args:
+        path (str): The tool's file, absolute or relative to the repo
+            (e.g. ``'tools/analysis_tools/benchmark.py'``).
+    """
+    path = path if osp.isabs(path) else osp.join(REPO, path)
+    module = _TOOL_MODULES.get(path)
+    if module is None:
+        name = 'mmeac_tool_' + osp.relpath(path, REPO).replace(
+            os.sep, '_').replace('.', '_')
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOL_MODULES[path] = module
+    return module
+
+
 def call_tool(path: str,
               *args: str,
               cwd: Optional[str] = None) -> subprocess.CompletedProcess:
@@ -73,14 +93,7 @@ def call_tool(path: str,
         cwd (str, optional): Working directory during the call.
     """
     path = path if osp.isabs(path) else osp.join(REPO, path)
-    module = _TOOL_MODULES.get(path)
-    if module is None:
-        name = 'mmeac_tool_' + osp.relpath(path, REPO).replace(
-            os.sep, '_').replace('.', '_')
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOL_MODULES[path] = module
+    module = load_tool(path)
     out, err = io.StringIO(), io.StringIO()
     old_cwd, old_argv = os.getcwd(), sys.argv
     sys.argv = [path, *args]  # argparse names the tool after argv[0]

@@ -28,11 +28,8 @@ TINY_JSON = json.dumps(TINY)
 
 
 def _tool(name: str):
-    path = osp.join(REPO, 'tools', 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_analysis_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from _tool_helpers import load_tool
+    return load_tool(f'tools/analysis_tools/{name}.py')
 
 
 def _tiny_eac(dense: bool = False, num_cores: int = 16) -> EACViT:

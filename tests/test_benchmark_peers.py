@@ -1,14 +1,13 @@
 """Benchmark peers (SDPA ViT, windowed ViT-SAM), goals and the high-resolution
 whole-image mode of ``tools/analysis_tools/benchmark.py``, on tiny models.
 """
-import importlib.util
 import json
 import os.path as osp
 import sys
 
 import pytest
 import torch
-from _tool_helpers import REPO, call_tool, run
+from _tool_helpers import REPO, call_tool, load_tool, run
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MICRO_PROBE = osp.join(
@@ -20,10 +19,7 @@ TINY = '{"embed_dims": 32, "num_layers": 4, "num_heads": 2, ' \
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('mmeac_bench_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 def test_windowed_vit_is_vitsam_with_fused_attention(bench):

@@ -8,7 +8,6 @@ on its plain implementation.
 """
 import importlib.util
 import math
-import os.path as osp
 
 import pytest
 import torch
@@ -305,12 +304,8 @@ def test_bad_shapes():
 def test_benchmark_baseline_matches_op():
     """The benchmark's baseline (the authors' two SDPA calls and a
     concatenation) computes the same attention."""
-    path = osp.join(
-        osp.dirname(__file__), '..', 'tools', 'analysis_tools',
-        'benchmark_attention.py')
-    spec = importlib.util.spec_from_file_location('benchmark_attention', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from _tool_helpers import load_tool
+    tool = load_tool('tools/analysis_tools/benchmark_attention.py')
     q, k, v = _qkv(2, 2, 8, 30, 16)
     torch.testing.assert_close(
         tool.sdpa_pair_attention(q, k, v, 8),

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import torch
-from _tool_helpers import REPO, tool_env
+from _tool_helpers import REPO, load_tool, tool_env
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint
@@ -285,12 +285,7 @@ def demo_data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def train_tool():
     """``tools/train.py`` imported in-process (its ``main(argv)``)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mmeac_tool_train_distill', osp.join(REPO, 'tools', 'train.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/train.py')
 
 
 @pytest.mark.parametrize(
