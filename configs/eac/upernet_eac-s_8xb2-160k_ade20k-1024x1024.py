@@ -1,8 +1,5 @@
-# UperNet + EAC-S (D=384) on ADE20K at 1024 x 1024; recipe as EAC-B.
-_base_ = './upernet_eac-b_ade20k-1024.py'
-model = dict(
-    backbone=dict(
-        arch='s', init_cfg=dict(checkpoint='checkpoints/eac-s_veca.pth')),
-    neck=dict(in_channels=[384] * 4, out_channels=384),
-    decode_head=dict(in_channels=[384] * 4),
-    auxiliary_head=dict(in_channels=384))
+# UperNet + EAC-S (D=384) on ADE20K at 1024x1024; recipe as EAC-B.
+_base_ = [
+    './upernet_eac-b_ade20k-1024.py', '../_base_/models/upernet_eac_sizes.py'
+]
+model = _base_.upernet_eac_s
