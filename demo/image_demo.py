@@ -21,10 +21,8 @@ not have, a missing config or checkpoint) ends with one line naming the
 problem and exit status 2, before anything is written.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import List, Optional
 
 from mmengine.config import DictAction
@@ -83,20 +81,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _write_image(img_rgb, path: str) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
+    """Write the drawing atomically (a temporary file, then a rename)."""
     import mmcv
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = osp.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_demo_', suffix=ext)
-    os.close(fd)
-    try:
+
+    from mmeac.utils.fileio import atomic_path
+    with atomic_path(path, suffix=osp.splitext(path)[1]) as tmp:
         if not mmcv.imwrite(mmcv.rgb2bgr(img_rgb), tmp, auto_mkdir=False):
             raise OSError(f'could not write {path}')
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _check_args(args) -> None:

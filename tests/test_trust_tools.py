@@ -297,3 +297,25 @@ def test_test_results_written_whole_or_not_at_all(suffix, tmp_path,
         toolkit.write_test_results(str(out), {'mIoU': 99.0})
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_atomic_path_mode_and_failure(tmp_path):
+    """The file every writer goes through: a new file gets the mode
+    ``open()`` would give; a block that fails leaves the old file as it was
+    and no temporary file behind; the folder is made."""
+    from mmeac.utils.fileio import atomic_path, write_text_atomic
+    out = tmp_path / 'sub' / 'report.txt'
+    old_mask = os.umask(0o027)
+    try:
+        write_text_atomic(str(out), 'first\n')
+    finally:
+        os.umask(old_mask)
+    assert out.read_text() == 'first\n'
+    assert out.stat().st_mode & 0o777 == 0o640
+    with pytest.raises(RuntimeError, match='half way'):
+        with atomic_path(str(out)) as tmp:
+            with open(tmp, 'w') as f:
+                f.write('sec')
+            raise RuntimeError('failed half way')
+    assert out.read_text() == 'first\n'
+    assert os.listdir(out.parent) == ['report.txt']

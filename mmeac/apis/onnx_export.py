@@ -17,13 +17,13 @@ The core-periphery attention exports as standard ONNX ops
 (:mod:`mmeac.ops.onnx`). The core budget is fixed at export time (one file
 per budget); ``dynamic=True`` leaves the batch, height and width free.
 """
-import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+
+from ..utils.fileio import atomic_path
 
 __all__ = [
     'ExportWrapper', 'build_export_model', 'export_onnx', 'onnx_session',
@@ -184,26 +184,18 @@ def export_onnx(wrapper: nn.Module,
                 3: Dim('width', min=min_size, max=16384)
             }
         }
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_onnx_', suffix='.onnx')
-    os.close(fd)
-    try:
-        with onnx_export_mode(wrapper), torch.no_grad():
-            program = torch.onnx.export(
-                wrapper, (x, ),
-                dynamo=True,
-                opset_version=opset,
-                input_names=['input'],
-                output_names=names,
-                dynamic_shapes=dynamic_shapes,
-                custom_translation_table=onnx_translation_table(),
-                verbose=False)
+    with onnx_export_mode(wrapper), torch.no_grad():
+        program = torch.onnx.export(
+            wrapper, (x, ),
+            dynamo=True,
+            opset_version=opset,
+            input_names=['input'],
+            output_names=names,
+            dynamic_shapes=dynamic_shapes,
+            custom_translation_table=onnx_translation_table(),
+            verbose=False)
+    with atomic_path(path, suffix='.onnx') as tmp:
         program.save(tmp, external_data=False)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return names
 
 

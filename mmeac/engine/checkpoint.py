@@ -8,18 +8,19 @@
 * :func:`find_resume_checkpoint` picks the newest *readable* training
   checkpoint of a work dir (``last_checkpoint`` and the ``iter_N.pth`` /
   ``epoch_N.pth`` files), skipping unreadable ones;
-* :func:`atomic_write_bytes` writes a file through a temporary sibling,
-  ``fsync`` and ``rename``, so that a crash leaves the old file or the new
-  one, never a cut one.
+* :func:`atomic_write_bytes` writes a file through
+  :func:`mmeac.utils.fileio.atomic_path`, so that a crash leaves the old
+  file or the new one, never a cut one.
 """
 import os
 import os.path as osp
 import re
-import secrets
 import zipfile
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
+
+from ..utils.fileio import TMP_PREFIX, atomic_path, fsync_dir
 
 __all__ = [
     'CheckpointError', 'read_checkpoint', 'weights_of', 'match_state_dict',
@@ -27,8 +28,6 @@ __all__ = [
     'atomic_write_bytes', 'fsync_dir', 'TMP_PREFIX', 'StateMatch'
 ]
 
-#: Prefix of the temporary files the atomic writers create (and clean up).
-TMP_PREFIX = '.mmeac-tmp-'
 #: Training checkpoints written by ``CheckpointHook``'s default templates.
 _TRAIN_CKPT = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
 
@@ -188,39 +187,9 @@ def describe_mismatch(match: StateMatch, limit: int = 3) -> str:
 
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(
-        directory, f'{TMP_PREFIX}{osp.basename(path)}.{os.getpid()}.'
-        f'{secrets.token_hex(4)}')
-    # O_EXCL: a fresh file; mode 0o666 minus the umask, as open() would give
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    fsync_dir(directory)
-
-
-def fsync_dir(directory: str) -> None:
-    """Flush a directory entry (a rename) to disk where the OS allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        f.write(data)
 
 
 def _is_resumable(ckpt) -> Optional[str]:

@@ -1,5 +1,7 @@
-"""mmeac.utils: helpers of the tools (:mod:`mmeac.utils.toolkit`).
+"""mmeac.utils: writing files atomically (:mod:`mmeac.utils.fileio`) and
+the helpers of the tools (:mod:`mmeac.utils.toolkit`).
 
-Nothing is imported here, and ``import mmeac`` does not import this package:
-the tools import :mod:`mmeac.utils.toolkit` themselves, in ``main()``.
+Nothing is imported here. ``import mmeac`` imports :mod:`~.fileio` (the
+checkpoint writers use it) but not :mod:`~.toolkit`: the tools import it
+themselves, in ``main()``.
 """

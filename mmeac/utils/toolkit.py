@@ -20,6 +20,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from mmengine.config import Config
 
+# write_text_atomic: for the tools
+from .fileio import atomic_path, write_text_atomic  # noqa: F401
+
 
 class ToolError(Exception):
     """A user-facing error: printed as one line, the tool exits with 2."""
@@ -500,25 +503,6 @@ def check_checkpoint(cfg: Config,
     _ensure_mmeac_import(cfg)
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0644), making its folder: a
-    temporary file in the same folder renamed into place, so a reader never
-    sees half a file and a failed write leaves nothing behind."""
-    import tempfile
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def warn(prog: str, msg: str) -> None:
     """Print ``prog: warning: msg`` on stderr (rank 0 only)."""
     if os.environ.get('RANK', '0') == '0':
@@ -751,25 +735,13 @@ def write_test_results(path: str, metrics: dict, collector=None) -> None:
     The file is dumped next to ``path`` under a temporary name and renamed
     into place, so a failed dump leaves neither half a file nor the old
     one changed."""
-    import tempfile
-
     import mmengine
     result: Dict[str, Any] = {'metrics': dict(metrics)}
     if collector is not None:
         result['predictions'] = collector.predictions
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     # the suffix tells mmengine.dump the format
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=osp.splitext(path)[1]) as tmp:
         mmengine.dump(result, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------

@@ -20,11 +20,9 @@ changed when SRC is not a VECA checkpoint or its tensors disagree with its
 config.
 """
 import argparse
-import os
 import os.path as osp
 import pickle
 import sys
-import tempfile
 
 PROG = osp.basename(__file__)
 EXPECTED = ('expected an EAC authors\' (VECA) checkpoint: a torch.save dict '
@@ -94,21 +92,12 @@ def _check_destination(src: str, dst: str, overwrite: bool) -> None:
 
 
 def _save_atomic(obj: dict, dst: str) -> None:
-    """``torch.save`` to a temporary file next to DST, fsync, rename."""
+    """``torch.save`` to DST through a temporary file (atomic)."""
     import torch
-    dst_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=dst_dir, prefix=f'.{osp.basename(dst)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+
+    from mmeac.utils.fileio import atomic_path
+    with atomic_path(dst) as tmp:
+        torch.save(obj, tmp)
 
 
 def main(argv=None) -> int:
