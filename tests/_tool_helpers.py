@@ -23,9 +23,11 @@ DET_CONFIG = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
 
 def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """Environment for a tool subprocess: one thread, this interpreter."""
+    """Environment for a tool subprocess: one thread, this interpreter, and
+    Python's stack on stderr should it crash (a SIGABRT from C++, ...)."""
     env = dict(os.environ)
     env.update(
+        PYTHONFAULTHANDLER='1',
         OMP_NUM_THREADS='1',
         MKL_NUM_THREADS='1',
         PYTHON=sys.executable,

@@ -370,16 +370,29 @@ def build_runner(cfg: Config):
 
 
 def finish_distributed() -> None:
-    """Tear the process group down before the interpreter exits.
+    """End a distributed rank once its work is done and written.
 
-    Left to interpreter shutdown, a gloo group can abort a rank with
-    ``terminate called without an active exception`` (seen once in CI with 2
-    CPU processes); an explicit barrier + destroy ends every rank cleanly.
+    The ranks meet at a barrier, the process group is destroyed, output is
+    flushed and the process exits at once with status 0, skipping the
+    interpreter's teardown. Left to that teardown, gloo's threads can
+    still hold work objects that refer to Python tensors (the wrapped model
+    keeps the group alive after ``destroy_process_group``), and a rank then
+    aborts with ``terminate called without an active exception`` after its
+    results were written: torchrun reports a failed job (seen in CI with 2
+    CPU processes, with and without ``destroy_process_group``). Does
+    nothing outside a distributed run.
     """
+    import logging
+
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+    logging.shutdown()  # flushes and closes the log files
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------
