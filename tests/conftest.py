@@ -63,7 +63,8 @@ def pytest_runtest_setup(item):
 
 
 # --------------------------------------------------------------------------
-# Session-scoped data and a trained model (one per pytest-xdist worker).
+# Session-scoped data (one per pytest-xdist worker) and a trained model (one
+# per session, shared by the workers).
 # They are shared: treat them as read-only, copy before changing anything
 # (``tmp_path`` + ``shutil.copytree`` or ``copy_work_dir``).
 # --------------------------------------------------------------------------
@@ -99,31 +100,52 @@ def ade_root(builtin_data) -> str:
 
 
 @pytest.fixture(scope='session')
-def upernet_run(ade_root, tmp_path_factory) -> dict:
+def upernet_run(tmp_path_factory) -> dict:
     """The micro EAC UperNet demo config trained by ``tools/train.py`` in a
-    real process on :func:`ade_root`: 4 iterations, seed 0, deterministic,
+    real process (the CLI smoke test of EAC training) on built-in ADE20K
+    data like :func:`ade_root`'s: 4 iterations, seed 0, deterministic,
     checkpoints ``iter_2.pth`` and ``iter_4.pth`` (validation at 4).
+
+    One run per test session: under pytest-xdist the first worker to ask
+    trains it (the others wait on a file lock) and every worker reads it
+    from the session's shared temporary folder.
 
     Returns a dict: ``config``, ``work_dir``, ``options`` (the
     ``--cfg-options`` it ran with: rerun with them to get the same bits),
     ``output`` (its stdout + stderr).
     """
+    import json
+
     from _tool_helpers import (UPERNET_MICRO, data_root_options, python_tool,
                                run)
-    base = str(tmp_path_factory.mktemp('upernet_run'))
-    work_dir = osp.join(base, 'run')
-    options = data_root_options(ade_root, 'randomness.seed=0',
-                                'randomness.deterministic=True')
-    proc = run(
-        python_tool('train.py', UPERNET_MICRO, '--work-dir', work_dir,
-                    '--cfg-options', *options),
-        cwd=base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return dict(
-        config=UPERNET_MICRO,
-        work_dir=work_dir,
-        options=options,
-        output=proc.stdout + proc.stderr)
+    from filelock import FileLock
+
+    from mmeac.testing import synthetic
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent  # the folder of this session's workers
+    record = root / 'upernet_run.json'
+    with FileLock(f'{record}.lock'):
+        if record.is_file():
+            return json.loads(record.read_text())
+        base = str(root / 'upernet_run')
+        data = synthetic.make_ade20k(
+            osp.join(base, 'data'), size=64, num_train=6, num_val=2, seed=0)
+        work_dir = osp.join(base, 'run')
+        options = data_root_options(data, 'randomness.seed=0',
+                                    'randomness.deterministic=True')
+        proc = run(
+            python_tool('train.py', UPERNET_MICRO, '--work-dir', work_dir,
+                        '--cfg-options', *options),
+            cwd=base)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = dict(
+            config=UPERNET_MICRO,
+            work_dir=work_dir,
+            options=options,
+            output=proc.stdout + proc.stderr)
+        record.write_text(json.dumps(result))
+    return result
 
 
 @pytest.fixture
