@@ -2,16 +2,12 @@
 # (16 cores, nested dropout over budgets 8 and 16) trained end to end with
 # the full recipe's optimizer (AdamW + layer decay), augmentations and
 # Mixup/CutMix, 64 px, 4 iterations, on the built-in ImageNet data.
-_base_ = '../eac/eac-b_8xb128-ft-100e_in1k-256px.py'
+_base_ = [
+    '../eac/eac-b_8xb128-ft-100e_in1k-256px.py', './_base_/demo_parts.py'
+]
 crop = 64
-# the backbone's size (replaces the base's arch='b')
-arch = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 model = dict(
-    backbone=dict(
-        arch=dict(_delete_=True, **arch),
-        max_cores=16,
-        drop_path_rate=0.0,
-        init_cfg=None),
+    backbone=dict(_base_.eac_tiny, drop_path_rate=0.0),
     head=dict(in_channels=64))
 
 # the full recipe's augmentations at 64 px
@@ -21,16 +17,12 @@ test_pipeline = _base_.test_pipeline
 test_pipeline[1].update(scale=73)  # ResizeEdge: 64 / 0.875
 test_pipeline[2].update(crop_size=crop)  # CenterCrop
 train_dataloader = dict(
+    _base_.in_process,
     batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    _base_.in_process, batch_size=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 4

@@ -5,18 +5,13 @@
 # metric and tools as the full config, only smaller. With `init_cfg=None`
 # the frozen backbone is random; point `model.backbone.init_cfg` at a
 # checkpoint to probe trained weights.
-_base_ = '../eac/linear-probe_eac-b_8xb16-12.5k_in1k-256px.py'
-
+_base_ = [
+    '../eac/linear-probe_eac-b_8xb16-12.5k_in1k-256px.py',
+    './_base_/demo_parts.py'
+]
 crop = 64
-# the backbone's size (replaces the base's arch='b')
-arch = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 model = dict(
-    backbone=dict(
-        arch=dict(_delete_=True, **arch),
-        max_cores=16,
-        frozen_stages=2,
-        init_cfg=None),
-    head=dict(in_channels=64))
+    backbone=dict(_base_.eac_tiny, frozen_stages=2), head=dict(in_channels=64))
 
 # the probe's pipeline at 64 px
 train_pipeline = _base_.train_pipeline
@@ -25,15 +20,9 @@ test_pipeline = _base_.test_pipeline
 test_pipeline[1].update(scale=73)  # ResizeEdge: 64 / 0.875
 test_pipeline[2].update(crop_size=crop)  # CenterCrop
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
+    _base_.in_process, batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    _base_.in_process, batch_size=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 4

@@ -4,7 +4,10 @@
 # (`python tools/misc/make_builtin_data.py coco --out data`). Same pipeline,
 # heads, optimizer (AdamW + layer decay), metric and tools as the full
 # config, only smaller; it trains on CPU in seconds.
-_base_ = '../eac/mask-rcnn_eac-b_sfp_8xb8-lsj-100e_coco-1024.py'
+_base_ = [
+    '../eac/mask-rcnn_eac-b_sfp_8xb8-lsj-100e_coco-1024.py',
+    './_base_/demo_parts.py'
+]
 
 image_size = (128, 128)
 data_root = 'data/coco/'
@@ -13,20 +16,13 @@ classes = ('airplane', 'boat', 'sports ball', 'book', 'clock', 'vase')
 metainfo = dict(classes=classes)
 channels = 64
 
-# the backbone's size (replaces the base's arch='b')
-arch = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0)
 model = dict(
     data_preprocessor=dict(
         pad_size_divisor=image_size[0],
         batch_augments=[
             dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)
         ]),
-    backbone=dict(
-        arch=dict(_delete_=True, **arch),
-        max_cores=16,
-        out_indices=(1, ),
-        drop_path_rate=0.0,
-        init_cfg=None),
+    backbone=dict(_base_.eac_tiny, out_indices=(1, ), drop_path_rate=0.0),
     neck=dict(in_channels=64, out_channels=channels),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
@@ -56,9 +52,8 @@ test_pipeline = _base_.test_pipeline
 test_pipeline[1].update(scale=image_size)  # Resize
 
 train_dataloader = dict(
+    _base_.in_process,
     batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
@@ -66,9 +61,8 @@ train_dataloader = dict(
         filter_cfg=dict(filter_empty_gt=False, min_size=0),
         pipeline=train_pipeline))
 val_dataloader = dict(
+    _base_.in_process,
     batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
     dataset=dict(
         data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader

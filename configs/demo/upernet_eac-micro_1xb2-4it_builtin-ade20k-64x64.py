@@ -1,6 +1,9 @@
 # Test-sized EAC UperNet (4 blocks of 32 channels, 16 cores, 64 px crops,
 # 4 iterations) on the built-in ADE20K data; used by tests/test_seg_e2e.py.
-_base_ = './upernet_eac-tiny_1xb8-400it_builtin-ade20k-128x128.py'
+_base_ = [
+    './upernet_eac-tiny_1xb8-400it_builtin-ade20k-128x128.py',
+    './_base_/demo_parts.py'
+]
 embed_dims = 32
 arch = dict(embed_dims=embed_dims, num_layers=4, num_heads=2, mlp_ratio=2.0)
 crop_size = (64, 64)
@@ -23,14 +26,8 @@ train_pipeline[3].update(crop_size=crop_size)  # RandomCrop
 test_pipeline = _base_.test_pipeline
 test_pipeline[1].update(scale=(256, 64))  # Resize
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    _base_.in_process, batch_size=2, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(_base_.in_process, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 max_iters = 4
 param_scheduler = _base_.param_scheduler
