@@ -231,8 +231,9 @@ def test_dropin_swaps_only_backbone_and_neck():
         if key not in ('backbone', 'neck', 'pretrained'):
             assert ours['model'].get(key) == theirs['model'].get(key), key
     # configs/dropin/_base_/eac_parts.py adds the parts it names (eac_b,
-    # sfp, mln), the recipes' shared backbone and necks
-    added = ('custom_imports', 'find_unused_parameters', 'eac_b', 'sfp', 'mln')
+    # eac_b_4, sfp, mln), the recipes' shared backbones and necks
+    added = ('custom_imports', 'find_unused_parameters', 'eac_b', 'eac_b_4',
+             'sfp', 'mln')
     assert set(ours) - set(theirs) == set(added)
     for key in set(ours) | set(theirs):
         if key not in ('model', ) + added:

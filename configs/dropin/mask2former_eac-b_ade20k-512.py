@@ -10,11 +10,7 @@ _base_ = [
 custom_imports = dict(
     imports=['mmdet.models', 'mmeac'], allow_failed_imports=False)
 model = dict(
-    backbone=dict(
-        _base_.eac_b,
-        _delete_=True,
-        out_indices=(3, 5, 7, 11),
-        drop_path_rate=0.1),
+    backbone=dict(_base_.eac_b_4, _delete_=True),
     neck=_base_.mln,
     decode_head=dict(in_channels=[768] * 4))
 # nested dropout: cores outside a step's budget get no gradient

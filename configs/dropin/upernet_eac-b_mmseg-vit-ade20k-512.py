@@ -8,9 +8,5 @@ _base_ = [
     './_base_/eac.py'
 ]
 model = dict(
-    backbone=dict(
-        _base_.eac_b,
-        _delete_=True,
-        out_indices=(3, 5, 7, 11),
-        drop_path_rate=0.1),
+    backbone=dict(_base_.eac_b_4, _delete_=True),
     neck=dict(_base_.mln, _delete_=True))
