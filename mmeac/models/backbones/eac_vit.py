@@ -100,6 +100,9 @@ class EACViT(BaseModule):
         with_cp (bool): Activation checkpointing. Defaults to False.
         attn_cfg (dict, optional): Attention module config (``MODELS``);
             defaults to ``dict(type='CorePeripheryAttention')``.
+        ffn_cfg (dict, optional): FFN module config (``MODELS``); defaults
+            to ``dict(type='InplaceSwiGLUFFN')``; ``'SwiGLUFFN'`` keeps the
+            gate out of place at inference too.
         rope_cfg (dict, optional): :class:`AxialRoPE2D` kwargs
             (``zero_freq_ratio``, training-time ``shift``, ``rescale``,
             ``jitter``).
@@ -150,6 +153,7 @@ class EACViT(BaseModule):
                  drop_path_rate: float = 0.0,
                  with_cp: bool = False,
                  attn_cfg: Optional[dict] = None,
+                 ffn_cfg: Optional[dict] = None,
                  rope_cfg: Optional[dict] = None,
                  norm_eps: float = 1e-5,
                  pretrained: Optional[str] = None,
@@ -236,6 +240,7 @@ class EACViT(BaseModule):
                 self.num_heads,
                 self.mlp_ratio,
                 attn_cfg=attn_cfg,
+                ffn_cfg=ffn_cfg,
                 drop_path=dpr[i],
                 norm_eps=norm_eps,
                 with_cp=with_cp) for i in range(self.num_layers)

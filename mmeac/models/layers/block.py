@@ -7,8 +7,6 @@ import torch.utils.checkpoint as cp
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from .ffn import SwiGLUFFN
-
 __all__ = ['EACBlock', 'DropPath']
 
 
@@ -54,6 +52,9 @@ class EACBlock(nn.Module):
         mlp_ratio (float): SwiGLU hidden size is ``int(D * mlp_ratio)``.
         attn_cfg (dict, optional): Attention built from ``MODELS``; defaults
             to ``dict(type='CorePeripheryAttention')``.
+        ffn_cfg (dict, optional): SwiGLU FFN built from ``MODELS``; defaults
+            to ``dict(type='InplaceSwiGLUFFN')`` (:class:`SwiGLUFFN` with an
+            in-place gate when autograd is off).
         drop_path (float): Stochastic depth rate. Defaults to 0.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-5.
         with_cp (bool): Activation checkpointing. Defaults to False.
@@ -64,6 +65,7 @@ class EACBlock(nn.Module):
                  num_heads: int,
                  mlp_ratio: float,
                  attn_cfg: Optional[dict] = None,
+                 ffn_cfg: Optional[dict] = None,
                  drop_path: float = 0.0,
                  norm_eps: float = 1e-5,
                  with_cp: bool = False) -> None:
@@ -74,7 +76,10 @@ class EACBlock(nn.Module):
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = MODELS.build(attn_cfg)
         self.ln2 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.ffn = SwiGLUFFN(embed_dims, int(embed_dims * mlp_ratio))
+        ffn_cfg = copy.deepcopy(ffn_cfg or dict(type='InplaceSwiGLUFFN'))
+        ffn_cfg.update(
+            embed_dims=embed_dims, hidden_dims=int(embed_dims * mlp_ratio))
+        self.ffn = MODELS.build(ffn_cfg)
         self.drop_path = DropPath(drop_path)
         self.with_cp = with_cp
 
