@@ -515,6 +515,22 @@ def test_dist_scripts_bad_input(script, args, message, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['cfg.py']
 
 
+def test_dist_script_without_python(tmp_path):
+    """Without GPUs the launcher checks its interpreter, not torch."""
+    config = tmp_path / 'cfg.py'
+    config.write_text('x = 1\n')
+    proc = run(
+        ['bash', osp.join(TOOLS, 'dist_train.sh'),
+         str(config), '2'],
+        cwd=str(tmp_path),
+        env=tool_env({'PYTHON': str(tmp_path / 'no_python')}),
+        timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == (
+        f"dist_train.sh: error: no python at '{tmp_path / 'no_python'}'")
+    assert sorted(os.listdir(tmp_path)) == ['cfg.py']
+
+
 def test_scripts_are_executable():
     for name in ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
                  'slurm_test.sh'):

@@ -29,14 +29,20 @@ check_file() {
 }
 
 # check_gpus N: a positive integer, and no more than the GPUs of this node
-# when it has any (without GPUs the processes run on the CPU).
+# when it has any (without GPUs the processes run on the CPU). torch counts
+# them, so it is imported only where a GPU driver is present (NVIDIA or
+# ROCm): a CPU node needs no count, and the import takes seconds.
 check_gpus() {
     case "$1" in
         ''|*[!0-9]*|0) _die "GPUS must be a positive integer, got '$1'" ;;
     esac
-    local present
-    present=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)' 2>/dev/null) \
-        || _die "cannot import torch with '$PYTHON'"
+    command -v "$PYTHON" >/dev/null || _die "no python at '$PYTHON'"
+    local present=0
+    if [ -e /proc/driver/nvidia ] || [ -e /dev/kfd ] \
+        || compgen -G '/dev/nvidia[0-9]*' >/dev/null; then
+        present=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)' 2>/dev/null) \
+            || _die "cannot import torch with '$PYTHON'"
+    fi
     if [ "$present" -gt 0 ] && [ "$1" -gt "$present" ]; then
         _die "$1 GPUs asked for, but this node has $present"
     fi
