@@ -19,6 +19,10 @@ AUTHORS_OUTPUTS = osp.join(AUTHORS_FIXTURES, 'veca_tiny_official_outputs.pt')
 
 
 def pytest_configure(config):
+    # pytest-xdist (--dist loadfile) would order the files by their number
+    # of tests; keep the collection order, which SLOW_FIRST sets
+    if hasattr(config.option, 'loadscopereorder'):
+        config.option.loadscopereorder = False
     # pytest-xdist: share the cores among the workers (torch would give
     # each worker every core, and two workers would then oversubscribe)
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
@@ -30,17 +34,20 @@ def pytest_configure(config):
         "authors' checkpoint and outputs); fails under CI when missing")
 
 
-#: The slowest modules, slowest first (measured with ``--durations=0``).
-#: pytest-xdist hands out files in collection order: starting the long ones
-#: first keeps one worker from finishing a long file alone at the end.
+#: The slowest modules, slowest first (measured with ``--junitxml``; the
+#: micro UperNet of ``upernet_run`` is trained by the first module that asks,
+#: test_trust_checkpoints.py). pytest-xdist hands out files in collection
+#: order (see ``pytest_configure``): starting the long ones first keeps one
+#: worker from finishing a long file alone at the end.
 SLOW_FIRST = ('test_distributed.py', 'test_trust_checkpoints.py',
-              'test_seg_e2e.py', 'test_onnx_export.py', 'test_distill.py',
-              'test_exact_resume.py', 'test_tools.py',
-              'test_classification.py', 'test_trust_tools.py',
-              'test_detection_tools.py', 'test_compat.py',
-              'test_analysis_tools.py', 'test_seg_configs.py',
-              'test_dropin_upstream.py', 'test_demo_apis.py',
-              'test_dropin_checks.py')
+              'test_onnx_export.py', 'test_distill.py', 'test_demo_apis.py',
+              'test_seg_e2e.py', 'test_exact_resume.py',
+              'test_detection_tools.py', 'test_tools.py',
+              'test_classification.py', 'test_seg_configs.py',
+              'test_analysis_tools.py', 'test_dropin_upstream.py',
+              'test_trust_tools.py', 'test_dropin_checks.py',
+              'test_benchmark_peers.py', 'test_veca_conversion.py',
+              'test_datasets.py', 'test_detection.py', 'test_compat.py')
 
 
 def pytest_collection_modifyitems(config, items):
