@@ -9,8 +9,10 @@ per task, segmentation and detection side by side:
   iterations and a validation, then a test at 8 cores, compared with a
   single-process test of the same checkpoint and with the mIoU recomputed
   from the gathered predictions;
-* det: the tiny EAC Mask R-CNN, 2 iterations and a COCO validation, then a
-  test that gathers every image's predictions.
+* det: the tiny EAC Mask R-CNN, 2 iterations and a COCO validation on both
+  ranks. (No 2-rank det test: the prediction gather of ``tools/test.py
+  --out`` is task-agnostic and proven by the seg test; the det ``.pkl``
+  itself by ``test_detection_tools.py``.)
 
 The seg training carries :class:`DistProbeHook` (below; the workers import
 this module through ``custom_imports``). On each rank it records every step's
@@ -231,8 +233,8 @@ def _write(path: str, text: str) -> str:
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-    """Train seg and det at once, then test both at once (and the seg
-    checkpoint in this process meanwhile). Paths and results in a dict."""
+    """Train seg and det at once, then test seg (and the seg checkpoint in
+    this process meanwhile). Paths and results in a dict."""
     from mmeac.testing import make_ade20k, make_coco
     base = str(tmp_path_factory.mktemp('dist'))
     ade = make_ade20k(
@@ -292,12 +294,10 @@ def runs(tmp_path_factory):
         r['seg_train'], r['det_train'] = seg.wait(), det.wait()
 
         seg_ckpt = osp.join(r['seg_dir'], 'iter_4.pth')
-        det_ckpt = osp.join(r['det_dir'], 'iter_2.pth')
         budget = ['--cfg-options', 'model.backbone.num_cores=8']
         r['seg_out'] = osp.join(base, 'seg_test.pkl')
-        r['det_out'] = osp.join(base, 'det_test.pkl')
-        seg = det = None
-        ports = _ports(2)  # free now
+        seg = None
+        ports = _ports(1)  # free now
         if osp.isfile(seg_ckpt):
             seg = start(
                 'dist_test.sh',
@@ -311,20 +311,6 @@ def runs(tmp_path_factory):
                 *budget,
                 cwd=base,
                 port=ports[0])
-        if osp.isfile(det_ckpt):
-            det = start(
-                'dist_test.sh',
-                MASK_RCNN,
-                det_ckpt,
-                '2',
-                '--work-dir',
-                osp.join(base, 'det_test'),
-                '--out',
-                r['det_out'],
-                '--cfg-options',
-                *DET_OPTS,
-                cwd=base,
-                port=ports[1])
         if seg is not None:
             # the reference: one process, same checkpoint and budget (the
             # visualizer is a process-wide named instance: a name of its own)
@@ -341,7 +327,6 @@ def runs(tmp_path_factory):
                 f'visualizer.name=dist_single_{osp.basename(base)}',
                 cwd=base)
         r['seg_test'] = seg and seg.wait()
-        r['det_test'] = det and det.wait()
     finally:  # a failed wait leaves no launch behind (each has a session)
         for launch in launched:
             if launch.proc.poll() is None:
@@ -423,7 +408,7 @@ def test_seg_test_gathers_both_ranks(runs):
 # ------------------------------------------------------------- detection
 
 
-def test_det_train_and_test_on_two_ranks(runs):
+def test_det_train_on_two_ranks(runs):
     _ok(runs['det_train'], 'det training')
     text = log_text(runs['det_dir'])
     assert 'Distributed training: True' in text and 'GPU number: 2' in text
@@ -434,13 +419,6 @@ def test_det_train_and_test_on_two_ranks(runs):
         map_location='cpu',
         weights_only=False)
     assert ckpt['meta']['iter'] == 2
-
-    _ok(runs['det_test'], 'det test')
-    result = _load(runs['det_out'])
-    assert 0.0 <= result['metrics']['coco/bbox_mAP'] <= 1.0
-    assert 0.0 <= result['metrics']['coco/segm_mAP'] <= 1.0
-    # both ranks' predictions were gathered: every val image once
-    assert sorted(p['img_id'] for p in result['predictions']) == [1, 2, 3, 4]
 
 
 # ------------------------------------------- library level, on the same group
