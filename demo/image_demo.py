@@ -25,7 +25,7 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
+from mmeac.utils import cli
 
 PROG = 'image_demo.py'
 
@@ -47,11 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--overwrite',
         action='store_true',
         help='replace drawings that already exist (refused otherwise)')
-    parser.add_argument(
-        '--num-cores',
-        type=int,
-        default=None,
-        help='core budget (default: the config\'s)')
+    cli.add_num_cores(parser)
     parser.add_argument(
         '--device',
         default=None,
@@ -70,13 +66,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help='segmentation: mask opacity in (0, 1] (default 0.5)')
-    parser.add_argument(
-        '--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    cli.add_no_progress(parser)
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

@@ -7,8 +7,9 @@ metrics.
 Importing this module imports :mod:`mmeac` (the parent package), so torch,
 the compatibility fixes for the current PyTorch and the mmeac registrations
 come with it. A tool therefore imports it inside ``main()``, after its
-argument parser has run, so that ``--help`` and a command line argparse
-rejects answer without importing torch.
+argument parser has run; ``tools/train.py`` and ``tools/test.py`` then
+answer ``--help`` and the command lines argparse rejects without importing
+torch (the other tools take shared options from :mod:`mmeac.utils.cli`).
 """
 import contextlib
 import importlib.util

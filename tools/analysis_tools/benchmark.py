@@ -80,6 +80,8 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from mmeac.utils import cli
+
 if TYPE_CHECKING:
     import torch
 
@@ -181,7 +183,6 @@ def windowed_vit_flops(embed_dims: int,
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='Benchmark EAC against its dense twin and mmseg ViT.')
     parser.add_argument(
@@ -263,15 +264,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='cases not to run, e.g. win_vit@2048 dense@4096 (reported as '
         'skipped on request, with their FLOPs)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--no-progress', action='store_true', help='no progress bar')
+    cli.add_no_progress(parser)
     parser.add_argument(
         '--out-dir', required=True, help='where results are written')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

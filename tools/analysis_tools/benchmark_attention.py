@@ -41,6 +41,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
+from mmeac.utils import cli
+
 if TYPE_CHECKING:
     import torch
 
@@ -101,8 +103,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='leave glibc malloc as it is (default: keep large freed '
         'blocks for reuse, see mmeac.analysis.cpu_malloc)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--json', metavar='PATH', help='write the results as JSON')
+    cli.add_json(parser)
     return parser.parse_args(argv)
 
 

@@ -33,7 +33,7 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from mmengine.config import DictAction
+from mmeac.utils import cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,11 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='load only the tensors of CHECKPOINT that fit the model and '
         'list what was skipped (default: a checkpoint that does not fit '
         'exactly is an error)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

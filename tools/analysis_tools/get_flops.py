@@ -25,9 +25,10 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+from mmeac.utils import cli
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='FLOPs of an EAC model (counted + analytic) next to the '
         'same network with dense attention.')
@@ -41,11 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=[1024, 1024],
         help='input size: H [W] (default 1024 1024)')
-    parser.add_argument(
-        '--num-cores',
-        type=int,
-        default=None,
-        help='core budget C (default: the model\'s num_cores)')
+    cli.add_num_cores(parser)
     parser.add_argument(
         '--max-cores',
         type=int,
@@ -61,13 +58,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='meta',
         choices=['meta', 'cpu', 'cuda'],
         help='device to count on; meta computes nothing (default)')
-    parser.add_argument(
-        '--json', metavar='PATH', help='also write the results as JSON')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    cli.add_json(parser)
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

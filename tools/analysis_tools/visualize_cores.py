@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmeac.utils import cli
+
 if TYPE_CHECKING:
     import torch
 
@@ -48,7 +50,6 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='Core-to-patch attention maps and core trajectories of '
         'an EAC model.')
@@ -90,7 +91,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='layer of the budget comparison (default last)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

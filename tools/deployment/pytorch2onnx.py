@@ -27,7 +27,7 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmengine.config import DictAction
+from mmeac.utils import cli
 
 PROG = 'pytorch2onnx.py'
 
@@ -51,11 +51,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar=('H', 'W'),
         help='input height and width (default: 512 512, or the config\'s '
         'crop size)')
-    parser.add_argument(
-        '--num-cores',
-        type=int,
-        default=None,
-        help='core budget (default: the config\'s)')
+    cli.add_num_cores(parser)
     parser.add_argument(
         '--dynamic',
         action='store_true',
@@ -83,11 +79,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='CPU threads of both runtimes (default: torch\'s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
+    cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
