@@ -34,7 +34,7 @@ class InplaceSwiGLUFFN(SwiGLUFFN):
     Under ``torch.no_grad`` / ``torch.inference_mode`` the gate
     ``silu(u) * v`` is written over ``u`` in ``fc1``'s output instead of
     into two new ``[tokens, h]`` tensors, the largest activations of the
-    network: EAC-B's forward at 1024 px then holds 127 instead of 181 MiB
+    network: EAC-B's forward at 1024 px then holds 128 instead of 181 MiB
     (``tests/test_eac_vit.py`` measures both side by side). The gate reaches
     ``fc2`` as a strided view, so outputs differ from :class:`SwiGLUFFN`'s
     in the last bits (2e-6 of values up to 5 at 1024 px). While autograd
