@@ -348,6 +348,18 @@ def test_dense_twin_differs_and_masked_impl_matches():
     assert not torch.allclose(dense(x)[0], base(x)[0], atol=1e-3)
 
 
+def test_builds_on_the_default_device():
+    """Under ``with torch.device('meta')`` every parameter and buffer is a
+    meta tensor (the core coordinates are sampled on the CPU first)."""
+    with torch.device('meta'):
+        model = EACViT(arch='b')
+    devices = {
+        t.device.type
+        for t in list(model.parameters()) + list(model.buffers())
+    }
+    assert devices == {'meta'}
+
+
 def test_builds_from_each_library_registry():
     from mmdet.registry import MODELS as DET
     from mmpretrain.registry import MODELS as CLS

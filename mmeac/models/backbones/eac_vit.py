@@ -225,8 +225,11 @@ class EACViT(BaseModule):
             nn.Parameter(torch.randn(core_chunk, dims) / math.sqrt(dims))
             for _ in range(num_chunks)
         ])
+        # sampled on the CPU (a seeded generator), then on the device the
+        # other parameters are made on (``with torch.device('meta')``, ...)
         rho = torch.atanh(
-            farthest_point_coords(max_cores).clamp(-0.999, 0.999))
+            farthest_point_coords(max_cores).clamp(-0.999, 0.999)).to(
+                torch.get_default_device())
         self.core_coord_chunks = nn.ParameterList(
             [nn.Parameter(c.clone()) for c in rho.split(core_chunk)])
         self.coord_updates = nn.ModuleList(
