@@ -290,10 +290,19 @@ def copy_work_dir(src: str, dst: str) -> str:
     return dst
 
 
-def kill_when(cmd: Sequence[str], cwd: str, ready, timeout: float = 240):
+def kill_when(cmd: Sequence[str],
+              cwd: str,
+              ready,
+              timeout: float = 240,
+              close=None):
     """Start ``cmd``; ``kill -9`` it as soon as ``ready()`` returns
     something other than None, and return that. Fails the test if the
-    process ends (or ``timeout`` passes) first."""
+    process ends (or ``timeout`` passes) first.
+
+    ``ready()`` is polled every 20 ms; once ``close()`` (if given) is true,
+    every 0.5 ms, to catch a moment that lasts milliseconds (a file being
+    written) without spinning a core while the tool starts up.
+    """
     import signal
     import time
 
@@ -313,7 +322,7 @@ def kill_when(cmd: Sequence[str], cwd: str, ready, timeout: float = 240):
                 proc.wait()
                 assert proc.returncode == -signal.SIGKILL
                 return found
-            time.sleep(0.0005)
+            time.sleep(0.0005 if close is not None and close() else 0.02)
     finally:
         if proc.poll() is None:
             proc.kill()

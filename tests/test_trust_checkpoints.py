@@ -201,7 +201,9 @@ def test_kill_during_checkpoint_save_then_resume(opts, tmp_path):
 
     names = kill_when(
         python_tool('train.py', *_train_args(work_dir, opts, *extra)),
-        str(tmp_path), saving_iter2)
+        str(tmp_path),
+        saving_iter2,
+        close=lambda: osp.isfile(osp.join(work_dir, 'iter_1.pth')))
     assert 'iter_1.pth' in names and 'iter_2.pth' not in names, names
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read() == osp.join(work_dir, 'iter_1.pth')
