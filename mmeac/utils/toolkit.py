@@ -21,8 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from mmengine.config import Config
 
-# write_text_atomic: for the tools
-from .fileio import atomic_path, write_text_atomic  # noqa: F401
+from .fileio import atomic_path
 
 
 class ToolError(Exception):

@@ -402,7 +402,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmeac.analysis import keep_freed_memory
     from mmeac.analysis.analysis_models import model_arch
     from mmeac.ops import HAS_COMPILED_KERNEL
-    from mmeac.utils.toolkit import error, write_text_atomic
+    from mmeac.utils.fileio import write_text_atomic
+    from mmeac.utils.toolkit import error
     malloc_tuned = not args.system_malloc and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)

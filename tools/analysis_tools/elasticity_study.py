@@ -376,7 +376,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import mmeac  # noqa: F401
     from mmeac.testing import make_ade20k
-    from mmeac.utils.toolkit import error, write_text_atomic
+    from mmeac.utils.fileio import write_text_atomic
+    from mmeac.utils.toolkit import error
     if args.max_cores % args.core_chunk or args.max_cores < args.core_chunk:
         return error(PROG, '--max-cores must be a multiple of --core-chunk')
     if args.size < args.patch_size or args.iters < 1:

@@ -234,7 +234,8 @@ def format_table(result: Dict) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmeac.utils.toolkit import error, write_text_atomic
+    from mmeac.utils.fileio import write_text_atomic
+    from mmeac.utils.toolkit import error
     try:
         result = compute(args)
     except ValueError as err:
