@@ -301,8 +301,8 @@ def test_test_results_written_whole_or_not_at_all(suffix, tmp_path,
 
 def test_atomic_path_mode_and_failure(tmp_path):
     """The file every writer goes through: a new file gets the mode
-    ``open()`` would give; a block that fails leaves the old file as it was
-    and no temporary file behind; the folder is made."""
+    ``open()`` would give; a block that fails leaves the old file as it was,
+    no temporary file and no folder it made; the folder is made."""
     from mmeac.utils.fileio import atomic_path, write_text_atomic
     out = tmp_path / 'sub' / 'report.txt'
     old_mask = os.umask(0o027)
@@ -319,3 +319,10 @@ def test_atomic_path_mode_and_failure(tmp_path):
             raise RuntimeError('failed half way')
     assert out.read_text() == 'first\n'
     assert os.listdir(out.parent) == ['report.txt']
+    # a failed first write into new folders leaves none of them
+    deep = tmp_path / 'a' / 'b' / 'new.txt'
+    with pytest.raises(RuntimeError, match='half way'):
+        with atomic_path(str(deep)) as tmp:
+            assert osp.isdir(deep.parent)
+            raise RuntimeError('failed half way')
+    assert sorted(os.listdir(tmp_path)) == ['sub']

@@ -23,8 +23,9 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
 
     The folder of ``path`` is made if missing. When the block ends without
     error the temporary file is flushed to disk and renamed onto ``path``;
-    on any error it is removed and ``path`` is left as it was. The file gets
-    the mode ``open()`` would give (0o666 less the umask).
+    on any error it is removed, with the folders made for it, and ``path``
+    is left as it was. The file gets the mode ``open()`` would give (0o666
+    less the umask).
 
     Args:
         path (str): The file to write.
@@ -32,6 +33,11 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
             format from the name (``mmengine.dump``, ``mmcv.imwrite``).
     """
     folder = osp.dirname(osp.abspath(path))
+    made = []  # the folders made here, innermost first
+    parent = folder
+    while not osp.isdir(parent):
+        made.append(parent)
+        parent = osp.dirname(parent)
     os.makedirs(folder, exist_ok=True)
     tmp = osp.join(
         folder, f'{TMP_PREFIX}{osp.basename(path)}.{os.getpid()}.'
@@ -45,9 +51,15 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):  # the block failed: the rename did not happen
+    except BaseException:
+        if osp.exists(tmp):
             os.remove(tmp)
+        for made_dir in made:
+            try:
+                os.rmdir(made_dir)  # only if still empty
+            except OSError:
+                break
+        raise
     fsync_dir(folder)
 
 
