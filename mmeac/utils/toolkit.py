@@ -378,9 +378,9 @@ def finish_distributed() -> None:
     still hold work objects that refer to Python tensors (the wrapped model
     keeps the group alive after ``destroy_process_group``), and a rank then
     aborts with ``terminate called without an active exception`` after its
-    results were written: torchrun reports a failed job (seen in CI with 2
-    CPU processes, with and without ``destroy_process_group``). Does
-    nothing outside a distributed run.
+    results were written: torchrun reports a failed job (seen in full test
+    runs with 2 CPU processes, once without and once with
+    ``destroy_process_group``). Does nothing outside a distributed run.
     """
     import logging
 
