@@ -11,6 +11,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
+import _warm
 import numpy as np
 from PIL import Image
 
@@ -22,9 +23,13 @@ SEG_CONFIG = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 DET_CONFIG = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
 
-def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def tool_env(extra: Optional[Dict[str, str]] = None,
+             fresh: bool = False) -> Dict[str, str]:
     """Environment for a tool subprocess: one thread, this interpreter, and
-    Python's stack on stderr should it crash (a SIGABRT from C++, ...)."""
+    Python's stack on stderr should it crash (a SIGABRT from C++, ...).
+
+    ``python`` (on PATH and as ``$PYTHON``, the tools' scripts use it) is the
+    session's warm interpreter (:mod:`_warm`) unless ``fresh``."""
     env = dict(os.environ)
     env.update(
         PYTHONFAULTHANDLER='1',
@@ -35,6 +40,8 @@ def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else ''))
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get(
         'PATH', '')
+    if not fresh:
+        env.update(_warm.env(env))
     if extra:
         env.update(extra)
     return env
@@ -131,7 +138,19 @@ def resolve_config_path(path: str) -> str:
 
 
 def python_tool(name: str, *args: str) -> List[str]:
+    """``python tools/<name> args`` on the session's warm interpreter."""
+    return [warm_python(), osp.join(TOOLS, name), *args]
+
+
+def fresh_tool(name: str, *args: str) -> List[str]:
+    """``python tools/<name> args`` on a fresh interpreter (this one)."""
     return [sys.executable, osp.join(TOOLS, name), *args]
+
+
+def warm_python() -> str:
+    """The session's warm ``python`` (:mod:`_warm`); this interpreter
+    outside a test session."""
+    return tool_env()['PYTHON']
 
 
 def free_port() -> int:
@@ -295,9 +314,9 @@ def kill_when(cmd: Sequence[str],
               ready,
               timeout: float = 240,
               close=None):
-    """Start ``cmd``; ``kill -9`` it as soon as ``ready()`` returns
-    something other than None, and return that. Fails the test if the
-    process ends (or ``timeout`` passes) first.
+    """Start ``cmd`` (a fresh interpreter: :func:`fresh_tool`); ``kill -9``
+    it as soon as ``ready()`` returns something other than None, and return
+    that. Fails the test if the process ends (or ``timeout`` passes) first.
 
     ``ready()`` is polled every 20 ms; once ``close()`` (if given) is true,
     every 0.5 ms, to catch a moment that lasts milliseconds (a file being
@@ -307,10 +326,11 @@ def kill_when(cmd: Sequence[str],
     import time
 
     import pytest
+    assert cmd[0] == sys.executable, 'kill -9 a fresh interpreter'
     proc = subprocess.Popen(
         list(cmd),
         cwd=cwd,
-        env=tool_env(),
+        env=tool_env(fresh=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
@@ -521,7 +541,8 @@ def tool_ok(cwd: str,
 
 def command_ok(cwd: str, script: str, *args: str) -> None:
     """Run ``python tools/<script> args`` as a command in ``cwd`` and assert
-    that it succeeded: the CLI smoke tests (a fresh interpreter, the config's
+    that it succeeded: the CLI smoke tests (a process of its own on the warm
+    interpreter, its argument parsing and ``__main__``, the config's
     ``custom_imports``, the exit status)."""
     proc = run(python_tool(script, *args), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -32,6 +32,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'authors_fixtures: needs ../shared/fixtures (the EAC '
         "authors' checkpoint and outputs); fails under CI when missing")
+    # the warm interpreter of the tool runs (tests/_warm.py): one server
+    # for the session, started by the first run, stopped at the end
+    if not hasattr(config, 'workerinput'):
+        import _warm
+        folder = _warm.begin()
+        config.add_cleanup(lambda: _warm.end(folder))
 
 
 #: The slowest modules, slowest first (measured with ``--junitxml``; the

@@ -588,9 +588,10 @@ def test_elasticity_study_end_to_end(tmp_path):
     """A few iterations of both variants (in two processes): the study
     writes its table, JSON, configs and checkpoints.
 
-    The tool runs in a fresh interpreter: it forks its variant workers,
-    and a fork after autograd's threads started (any backward earlier in
-    this pytest process) cannot run a backward in the child.
+    The tool runs in a process of its own (the warm interpreter, which has
+    run no backward): it forks its variant workers, and a fork after
+    autograd's threads started (any backward earlier in this pytest
+    process) cannot run a backward in the child.
     """
     from _tool_helpers import python_tool, run
     tool = _tool('elasticity_study')

@@ -3,11 +3,10 @@ whole-image mode of ``tools/analysis_tools/benchmark.py``, on tiny models.
 """
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
-from _tool_helpers import REPO, call_tool, load_tool, run
+from _tool_helpers import REPO, call_tool, load_tool, run, warm_python
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MICRO_PROBE = osp.join(
@@ -104,7 +103,7 @@ def test_peers_side_by_side(tmp_path):
     """A real subprocess: the tool's command line (CLI smoke)."""
     out = tmp_path / 'bench'
     res = run([
-        sys.executable, TOOL, '--arch', TINY, '--max-cores', '16', '--budgets',
+        warm_python(), TOOL, '--arch', TINY, '--max-cores', '16', '--budgets',
         '16', '--sizes', '64', '96', '--scopes', 'backbone', '--modes',
         'forward', '--models', 'eac', 'sdpa_vit', 'win_vit', '--skip',
         'win_vit@96', '--repeats', '2', '--no-progress', '--out-dir',

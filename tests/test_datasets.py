@@ -8,12 +8,10 @@ import hashlib
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from _tool_helpers import call_tool
+from _tool_helpers import call_tool, run, warm_python
 from PIL import Image
 
 import mmeac  # noqa: F401
@@ -355,11 +353,9 @@ def test_cli_matches_api(tmp_path):
         str(tmp_path / 'cli'), '--size', '96x64', '--num-train', '2',
         '--num-val', '1', '--seed', '3'
     ]
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, TOOL), *args],
-        capture_output=True,
-        text=True,
-        timeout=120)
+    proc = run([warm_python(), osp.join(REPO, TOOL), *args],
+               cwd=str(tmp_path),
+               timeout=120)
     assert proc.returncode == 0, proc.stderr
     cli = osp.join(tmp_path, 'cli', 'ade', 'ADEChallengeData2016')
     assert cli in proc.stdout

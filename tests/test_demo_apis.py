@@ -21,7 +21,8 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import REPO, call_tool, run, run_error_line, tool_env
+from _tool_helpers import (REPO, call_tool, run, run_error_line, tool_env,
+                           warm_python)
 
 DEMO = osp.join(REPO, 'demo', 'image_demo.py')
 CONFIGS = dict(
@@ -122,8 +123,7 @@ def test_demo_folder_with_progress_bar(ckpts, images, tmp_path):
     (tmp_path / 'notes.txt').write_text('not an image')
     out_dir = tmp_path / 'vis'
     res = run([
-        sys.executable, DEMO, folder, CONFIGS['seg'], ckpts['seg'],
-        '--out-dir',
+        warm_python(), DEMO, folder, CONFIGS['seg'], ckpts['seg'], '--out-dir',
         str(out_dir), '--device', 'cpu'
     ],
               cwd=str(tmp_path))

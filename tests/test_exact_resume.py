@@ -15,16 +15,16 @@ import sys
 
 import pytest
 import torch
-from _tool_helpers import (call_runner_tool, kill_when, newest_log_text,
-                           python_tool, run, train_iters)
+from _tool_helpers import (call_runner_tool, fresh_tool, kill_when,
+                           newest_log_text, python_tool, run, train_iters)
 
 N = 4  # upernet_run's iterations
 
 
-def _train_cmd(upernet_run, work_dir, *extra):
-    return python_tool('train.py', upernet_run['config'], '--work-dir',
-                       str(work_dir), *extra, '--cfg-options',
-                       *upernet_run['options'])
+def _train_cmd(upernet_run, work_dir, *extra, command=python_tool):
+    return command('train.py', upernet_run['config'], '--work-dir',
+                   str(work_dir), *extra, '--cfg-options',
+                   *upernet_run['options'])
 
 
 def _weights(path):
@@ -45,7 +45,9 @@ def test_kill_and_resume_is_bit_identical(upernet_run, tmp_path):
                 return True
         return None
 
-    kill_when(_train_cmd(upernet_run, cut), str(tmp_path), iter2_saved)
+    kill_when(
+        _train_cmd(upernet_run, cut, command=fresh_tool), str(tmp_path),
+        iter2_saved)
     assert not (cut / f'iter_{N}.pth').exists(), 'the run was not cut short'
 
     resumed = run(_train_cmd(upernet_run, cut, '--resume'), cwd=str(tmp_path))

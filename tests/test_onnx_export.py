@@ -14,12 +14,11 @@ the classifier export: a real subprocess (CLI smoke).
 """
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
-from _tool_helpers import REPO, call_tool, run, run_error_line
+from _tool_helpers import REPO, call_tool, run, run_error_line, warm_python
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -145,7 +144,7 @@ def test_tool_classifier_and_detector(tmp_path):
     cls_ckpt = _save_random(CLS, str(tmp_path / 'cls.pth'))
     out = tmp_path / 'out' / 'cls.onnx'
     res = run([
-        sys.executable, TOOL, CLS, cls_ckpt, '--out',
+        warm_python(), TOOL, CLS, cls_ckpt, '--out',
         str(out), '--shape', '64', '64', '--num-cores', '8', '--verify',
         '--benchmark', '2'
     ],

@@ -22,8 +22,8 @@ import torch
 from _tool_helpers import REPO
 from _tool_helpers import UPERNET_MICRO as UPERNET
 from _tool_helpers import (call_runner_tool, call_tool, copy_work_dir,
-                           data_root_options, fresh_runner_state, kill_when,
-                           newest_log_text, one_error_line, python_tool,
+                           data_root_options, fresh_runner_state, fresh_tool,
+                           kill_when, newest_log_text, one_error_line,
                            snapshot, train_iters)
 
 PROBE = osp.join(REPO, 'configs', 'demo',
@@ -200,7 +200,7 @@ def test_kill_during_checkpoint_save_then_resume(opts, tmp_path):
         return None
 
     names = kill_when(
-        python_tool('train.py', *_train_args(work_dir, opts, *extra)),
+        fresh_tool('train.py', *_train_args(work_dir, opts, *extra)),
         str(tmp_path),
         saving_iter2,
         close=lambda: osp.isfile(osp.join(work_dir, 'iter_1.pth')))
