@@ -45,15 +45,15 @@ def pytest_configure(config):
 #: test_trust_checkpoints.py). pytest-xdist hands out files in collection
 #: order (see ``pytest_configure``): starting the long ones first keeps one
 #: worker from finishing a long file alone at the end.
-SLOW_FIRST = ('test_distributed.py', 'test_trust_checkpoints.py',
-              'test_onnx_export.py', 'test_distill.py', 'test_demo_apis.py',
-              'test_seg_e2e.py', 'test_exact_resume.py',
-              'test_detection_tools.py', 'test_tools.py',
-              'test_classification.py', 'test_seg_configs.py',
-              'test_analysis_tools.py', 'test_dropin_upstream.py',
-              'test_trust_tools.py', 'test_dropin_checks.py',
-              'test_benchmark_peers.py', 'test_veca_conversion.py',
-              'test_datasets.py', 'test_detection.py', 'test_compat.py')
+SLOW_FIRST = ('test_trust_checkpoints.py', 'test_onnx_export.py',
+              'test_seg_e2e.py', 'test_distill.py', 'test_seg_configs.py',
+              'test_distributed.py', 'test_tools.py',
+              'test_dropin_upstream.py', 'test_exact_resume.py',
+              'test_dropin_checks.py', 'test_demo_apis.py',
+              'test_trust_tools.py', 'test_analysis_tools.py',
+              'test_classification.py', 'test_detection_tools.py',
+              'test_eac_vit.py', 'test_compat.py', 'test_detection.py',
+              'test_datasets.py', 'test_import_light.py')
 
 
 def pytest_collection_modifyitems(config, items):
