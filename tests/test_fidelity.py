@@ -247,7 +247,10 @@ def _budgets_through_runner(tmp_path, accumulate, hooks):
         custom_hooks=hooks + [dict(type=Record, priority='LOWEST')],
         default_hooks=dict(logger=None, checkpoint=None),
         randomness=dict(seed=0),
-        default_scope='mmengine')
+        default_scope='mmengine',
+        # its own logger, message hub and visualizer: the three runs of a
+        # test may start within one second (the default name's precision)
+        experiment_name=f'budgets_{tmp_path.name}')
     runner.train()
     return seen
 
