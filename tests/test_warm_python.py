@@ -3,6 +3,7 @@ interpreter would: the same program gives the same output, exit status and
 signals in both, and what the warm one cannot serve exactly it runs fresh.
 """
 import json
+import os
 import os.path as osp
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 
 import pytest
 from _tool_helpers import tool_env
+from _warm import DIR_ENV
 
 PROBE = r'''
 import json, os, sys, warnings
@@ -32,6 +34,8 @@ sys.exit(int(os.environ.get('PROBE_EXIT', '0')))
 def pythons():
     """(warm, fresh): the two interpreters and their environments."""
     warm = tool_env()
+    if os.statvfs(os.environ[DIR_ENV]).f_flag & os.ST_NOEXEC:
+        pytest.skip('the temporary folder is noexec: every run is fresh')
     assert warm['PYTHON'] != sys.executable, 'conftest.py starts a session'
     return warm, tool_env(fresh=True)
 
