@@ -205,19 +205,32 @@ def test_peak_memory_bytes_cpu():
     assert 2 * 2**20 <= peak < 2 * 2**20 + 4096
 
 
-def test_benchmark_writes_results(tmp_path):
+def test_benchmark_writes_results(tmp_path, capsys):
     tool = _tool('benchmark')
     out = tmp_path / 'bench'
-    rc = tool.main([
+    out.mkdir()
+    (out / 'benchmark.md').write_text('my notes')
+    argv = [
         '--arch', TINY_JSON, '--max-cores', '16', '--budgets', '8', '16',
         '--sizes', '32', '48', '--repeats', '1', '--warmup', '0', '--device',
         'cpu', '--no-progress', '--out-dir',
         str(out)
-    ])
+    ]
+    # a file of the report's name is not replaced unless asked
+    assert tool.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"benchmark.py: error: {out / 'benchmark.md'} exists; "
+        'pass --overwrite to replace it'
+    ]
+    assert os.listdir(out) == ['benchmark.md']
+    assert (out / 'benchmark.md').read_text() == 'my notes'
+    rc = tool.main(argv + ['--overwrite'])
     assert rc == 0
     assert sorted(os.listdir(out)) == [
         'benchmark.json', 'benchmark.md', 'benchmark.png'
     ]
+    assert (out / 'benchmark.md').read_text() != 'my notes'
     rep = json.loads((out / 'benchmark.json').read_text())
     res = rep['results']
     # (2 EAC budgets + dense + sdpa_vit + win_vit + vit) x 2 sizes
@@ -458,13 +471,29 @@ def test_visualize_cores_writes_grids(tmp_path, capsys):
     Image.fromarray((np.random.RandomState(0).rand(70, 100, 3) * 255).astype(
         np.uint8)).save(img)
     out = tmp_path / 'vis'
-    rc = tool.main([
+    argv = [
         str(img), cfg_path,
         str(ckpt), '--budgets', '8', '16', '--layers', '0', '2',
         '--num-show-cores', '4', '--out-dir',
         str(out)
-    ])
+    ]
+    rc = tool.main(argv)
     assert rc == 0
+    written = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    capsys.readouterr()
+    # a second run replaces nothing unless asked
+    (out / 'summary.json').write_text('edited')
+    assert tool.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"visualize_cores.py: error: {out / 'attention_C8.png'} exists; "
+        'pass --overwrite to replace it')
+    assert (out / 'summary.json').read_text() == 'edited'
+    assert sorted(os.listdir(out)) == sorted(written)
+    assert tool.main(argv + ['--overwrite']) == 0
+    assert {
+        name: (out / name).read_bytes()
+        for name in os.listdir(out)
+    } == written  # the same maps again
     files = sorted(os.listdir(out))
     assert files == sorted([
         'attention_C8.png', 'attention_C16.png', 'trajectories_C8.png',

@@ -18,8 +18,8 @@ import os.path as osp
 import pytest
 import torch
 from _tool_helpers import (TOOLS, adam_steps, call_runner_tool, config_file,
-                           load_ckpt, log_text, make_data, tool_error, tool_ok,
-                           train_iters)
+                           load_ckpt, log_text, make_data, snapshot,
+                           tool_error, tool_ok, train_iters)
 
 from mmeac.testing import make_ade20k
 
@@ -271,6 +271,17 @@ def test_eval_budgets_sweep(upernet_run, budget_tests, ade, tmp_path):
     # the sweep at 8 cores gives the same mIoU as tools/test.py at 8 cores
     assert results[0]['metrics']['mIoU'] == pytest.approx(
         budget_tests[8]['metrics']['mIoU'])
+
+    # the results of a run are not replaced unless asked, before any work
+    before = snapshot(out_dir)
+    line = tool_error(
+        str(tmp_path), 'analysis_tools/eval_budgets.py',
+        UPERNET, ckpt, '--out-dir', out_dir, '--work-dir',
+        str(tmp_path / 'work2'), '--cfg-options', *_roots(ade))
+    assert line.endswith(f"{osp.join(out_dir, 'budgets.json')} exists; "
+                         'pass --overwrite to replace it')
+    assert snapshot(out_dir) == before
+    assert not osp.exists(tmp_path / 'work2')
 
     # a budget the model does not have: one-line error, nothing written
     bad_dir = str(tmp_path / 'bad')

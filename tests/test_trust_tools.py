@@ -326,3 +326,45 @@ def test_atomic_path_mode_and_failure(tmp_path):
             assert osp.isdir(deep.parent)
             raise RuntimeError('failed half way')
     assert sorted(os.listdir(tmp_path)) == ['sub']
+
+
+def test_write_files_all_or_none_and_refuse_existing(tmp_path):
+    """A report of several files: a writer that fails leaves none of them
+    (nor the folders made for them); files in the way are refused unless
+    ``overwrite``, a folder in the way always."""
+    from mmeac.utils.fileio import refuse_existing, write_files
+
+    def text(value):
+
+        def write(path):
+            with open(path, 'w') as f:
+                f.write(value)
+
+        return write
+
+    def fail(path):
+        with open(path, 'w') as f:
+            f.write('half')
+        raise OSError('disk full')
+
+    out = tmp_path / 'a' / 'b'
+    with pytest.raises(OSError, match='disk full'):
+        write_files(str(out), {'x.json': text('x'), 'y.png': fail})
+    assert os.listdir(tmp_path) == []
+    paths = write_files(str(out), {'x.json': text('x'), 'y.md': text('y')})
+    assert paths == [str(out / 'x.json'), str(out / 'y.md')]
+    assert sorted(os.listdir(out)) == ['x.json', 'y.md']
+    assert (out / 'y.md').read_text() == 'y'
+    with pytest.raises(OSError, match='disk full'):
+        write_files(str(out), {'x.json': text('new'), 'z.png': fail})
+    assert sorted(os.listdir(out)) == ['x.json', 'y.md']  # no temporaries
+    assert (out / 'x.json').read_text() == 'x'
+
+    refuse_existing([str(out / 'new.md')])
+    refuse_existing([str(out / 'x.json')], overwrite=True)
+    with pytest.raises(FileExistsError) as err:
+        refuse_existing([str(out / 'new.md'), str(out / 'x.json')])
+    assert str(err.value) == f"{out / 'x.json'} exists; pass --overwrite " \
+        'to replace it'
+    with pytest.raises(FileExistsError, match='is a folder'):
+        refuse_existing([str(tmp_path / 'a')], overwrite=True)

@@ -12,7 +12,10 @@ from argparse import ArgumentParser
 
 from mmengine.config import DictAction
 
-__all__ = ['add_cfg_options', 'add_num_cores', 'add_json', 'add_no_progress']
+__all__ = [
+    'add_cfg_options', 'add_num_cores', 'add_json', 'add_no_progress',
+    'add_overwrite'
+]
 
 
 def add_cfg_options(parser: ArgumentParser) -> None:
@@ -44,3 +47,12 @@ def add_no_progress(parser: ArgumentParser) -> None:
     """``--no-progress``: no progress bar on the terminal."""
     parser.add_argument(
         '--no-progress', action='store_true', help='no progress bar')
+
+
+def add_overwrite(parser: ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace ``what`` (files the tool writes) where they
+    exist; without it the tool stops before any work."""
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help=f'replace {what} where already there (refused otherwise)')

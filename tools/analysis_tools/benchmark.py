@@ -53,7 +53,9 @@ average at the start and end is recorded (other processes distort CPU
 timings).
 
 Writes ``benchmark.json``, ``benchmark.md`` (tables + fitted exponent of
-time vs number of patches N) and ``benchmark.png`` to ``--out-dir``.
+time vs number of patches N) and ``benchmark.png`` to ``--out-dir``; where
+one of them exists already the tool stops before measuring, unless
+``--overwrite``.
 
 Examples::
 
@@ -76,7 +78,6 @@ import os.path as osp
 import platform
 import signal
 import sys
-import tempfile
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -85,6 +86,8 @@ from mmeac.utils import cli
 if TYPE_CHECKING:
     import torch
 
+#: The files written to ``--out-dir``.
+OUTPUTS = ('benchmark.json', 'benchmark.md', 'benchmark.png')
 SCOPES = ('backbone', 'model')
 MODES = ('forward', 'train')
 KINDS = ('eac', 'dense', 'sdpa_vit', 'win_vit', 'vit')
@@ -267,6 +270,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     cli.add_no_progress(parser)
     parser.add_argument(
         '--out-dir', required=True, help='where results are written')
+    cli.add_overwrite(parser, 'the results in --out-dir')
     cli.add_cfg_options(parser)
     return parser.parse_args(argv)
 
@@ -892,21 +896,6 @@ def _loadavg() -> Optional[str]:
         return None
 
 
-def _write_atomic(folder: str, files: Dict[str, object]) -> None:
-    """Write every output to a temporary folder, then move them in place."""
-    os.makedirs(folder, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=folder, prefix='.tmp_bench_')
-    try:
-        for name, writer in files.items():
-            writer(osp.join(tmp, name))
-        for name in files:
-            os.replace(osp.join(tmp, name), osp.join(folder, name))
-    finally:
-        for name in os.listdir(tmp):
-            os.remove(osp.join(tmp, name))
-        os.rmdir(tmp)
-
-
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -918,8 +907,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     import mmeac  # noqa: F401
     from mmeac.analysis import keep_freed_memory
     from mmeac.analysis.benchmark import resolve_device
+    from mmeac.utils.fileio import refuse_existing, write_files
     from mmeac.utils.toolkit import error
     try:
+        refuse_existing((osp.join(args.out_dir, name) for name in OUTPUTS),
+                        args.overwrite)
         device = resolve_device(args.device)
         malloc_tuned = (not args.system_malloc and device.type == 'cpu'
                         and keep_freed_memory())
@@ -927,7 +919,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.set_num_threads(args.threads)
         _register_peers()
         plan = Plan(args)
-    except ValueError as err:
+    except (ValueError, FileExistsError) as err:
         return error('benchmark.py', err)
     results: List[Dict] = []
     planned = len(_cases(args, plan))
@@ -981,15 +973,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return write
 
-    _write_atomic(
+    write_files(
         args.out_dir, {
             'benchmark.json': write_text(json.dumps(report, indent=2)),
             'benchmark.md': write_text(md),
-            'benchmark.png': lambda p: plot(report, p),
+            'benchmark.png': lambda path: plot(report, path),
         })
     print(md)
-    print(f'wrote benchmark.json, benchmark.md, benchmark.png to '
-          f'{args.out_dir}')
+    print(f'wrote {", ".join(OUTPUTS)} to {args.out_dir}')
     return 0
 
 

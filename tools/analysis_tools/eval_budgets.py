@@ -17,6 +17,9 @@ Outputs in ``--out-dir`` (default: the work dir)::
     budgets.md    # markdown table, one row per budget
     budgets.png   # metric, latency and memory against the budget
 
+Where one of them exists already the tool stops before evaluating, unless
+``--overwrite``.
+
 Examples::
 
     python tools/analysis_tools/eval_budgets.py CONFIG CHECKPOINT
@@ -25,15 +28,15 @@ Examples::
 """
 import argparse
 import json
-import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmeac.utils import cli
+
+#: The files written to ``--out-dir``.
+OUTPUTS = ('budgets.json', 'budgets.md', 'budgets.png')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out-dir',
         help='where budgets.json/.md/.png go (default: '
         'the work dir)')
+    cli.add_overwrite(parser, 'budgets.json/.md/.png')
     parser.add_argument(
         '--work-dir',
         help='logs (default: ./work_dirs/eval_budgets/<config stem>)')
@@ -186,6 +190,7 @@ def sweep(args: argparse.Namespace) -> dict:
     """Run the sweep; return the JSON-able summary (files not written)."""
     import torch
 
+    from mmeac.utils.fileio import refuse_existing
     from mmeac.utils.toolkit import (ToolError, build_runner, check_checkpoint,
                                      check_data_roots, check_samples,
                                      check_writable, default_work_dir,
@@ -203,6 +208,11 @@ def sweep(args: argparse.Namespace) -> dict:
         or osp.join('work_dirs', 'eval_budgets', stem))
     check_writable(cfg.work_dir, '--work-dir', is_dir=True)
     check_writable(args.out_dir, '--out-dir', is_dir=True)
+    try:
+        refuse_existing((osp.join(args.out_dir or cfg.work_dir, name)
+                         for name in OUTPUTS), args.overwrite)
+    except FileExistsError as e:
+        raise ToolError(str(e)) from None
     import_mmeac()
     check_checkpoint(
         cfg, args.config, args.checkpoint, partial=args.partial_load)
@@ -280,6 +290,7 @@ def sweep(args: argparse.Namespace) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     from mmeac.errors import InputError, one_line
+    from mmeac.utils.fileio import write_files
     from mmeac.utils.toolkit import ToolError, fail
     try:
         summary = sweep(args)
@@ -290,24 +301,24 @@ def main(argv=None) -> None:
         fail(sys.argv[0], one_line(e))
         return
     out_dir = args.out_dir or summary['work_dir']
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.eval_budgets-', dir=out_dir)
-    try:
-        with open(osp.join(tmp, 'budgets.json'), 'w', encoding='utf-8') as f:
+    results, metric = summary['results'], summary['metric']
+    mem_label = ('peak CUDA memory (MiB)' if 'CUDA'
+                 in summary['memory_measure'] else 'peak CPU tensor memory '
+                 '(MiB)')
+
+    def write_json(path):
+        with open(path, 'w', encoding='utf-8') as f:
             json.dump(summary, f, indent=2)
-        write_table(
-            osp.join(tmp, 'budgets.md'), summary['results'], summary['metric'])
-        mem_label = ('peak CUDA memory (MiB)'
-                     if 'CUDA' in summary['memory_measure'] else
-                     'peak CPU tensor memory '
-                     '(MiB)')
-        write_plot(
-            osp.join(tmp, 'budgets.png'), summary['results'],
-            summary['metric'], mem_label)
-        for name in ('budgets.json', 'budgets.md', 'budgets.png'):
-            os.replace(osp.join(tmp, name), osp.join(out_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_files(
+        out_dir, {
+            'budgets.json':
+            write_json,
+            'budgets.md':
+            lambda path: write_table(path, results, metric),
+            'budgets.png':
+            lambda path: write_plot(path, results, metric, mem_label),
+        })
     with open(osp.join(out_dir, 'budgets.md'), encoding='utf-8') as f:
         print(f.read(), end='')
     print(f'written: {osp.join(out_dir, "budgets.{json,md,png}")}')

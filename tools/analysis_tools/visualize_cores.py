@@ -20,6 +20,9 @@ Writes to ``--out-dir`` (K = ``--num-show-cores``):
   attend wider;
 * ``summary.json``: mean effective area per budget and layer, coordinates.
 
+Where one of them exists already the tool stops before computing the maps,
+unless ``--overwrite``.
+
 Example::
 
     python tools/analysis_tools/visualize_cores.py demo.jpg CONFIG CKPT \\
@@ -27,12 +30,10 @@ Example::
 """
 from __future__ import annotations
 import argparse
+import functools
 import json
-import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -90,6 +91,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=-1,
         help='layer of the budget comparison (default last)')
     parser.add_argument('--out-dir', required=True)
+    cli.add_overwrite(parser, 'the files in --out-dir')
     parser.add_argument('--device', default='cpu')
     cli.add_cfg_options(parser)
     return parser.parse_args(argv)
@@ -322,6 +324,7 @@ def run(args: argparse.Namespace) -> List[str]:
     import mmeac  # noqa: F401
     from mmeac.analysis.attention_maps import (core_attention_maps,
                                                parse_layer_indices)
+    from mmeac.utils.fileio import refuse_existing, write_files
     model, backbone, cfg = load_model(args.config, args.checkpoint,
                                       args.cfg_options, args.device)
     budgets = args.budgets or [
@@ -338,53 +341,52 @@ def run(args: argparse.Namespace) -> List[str]:
     layer_ids = parse_layer_indices(layers, n_layers)
     compare = parse_layer_indices([args.compare_layer], n_layers)[0]
     wanted = sorted(set(layer_ids) | {compare})
+    budgets = sorted(set(budgets))
+    names = [
+        f'{kind}_C{b}.png' for b in budgets
+        for kind in ('attention', 'trajectories')
+    ]
+    names += [f'budgets_layer{compare}.png', 'summary.json']
+    refuse_existing((osp.join(args.out_dir, n) for n in names), args.overwrite)
     rgb, x = load_image(args.image, args.img_size, backbone.patch_size,
                         preprocess_cfg(cfg),
                         backbone.patch_embed.proj.in_channels)
     x = x.to(args.device)
     results = {
         b: core_attention_maps(backbone, x, num_cores=b, layers=wanted)
-        for b in sorted(set(budgets))
+        for b in budgets
     }
-    os.makedirs(args.out_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=args.out_dir, prefix='.tmp_cores_')
-    names = []
-    try:
-        for b, res in results.items():
-            shown = dict(res, layers=layer_ids)
-            name = f'attention_C{b}.png'
-            attention_grid(rgb, shown, args.num_show_cores,
-                           osp.join(tmp, name))
-            names.append(name)
-            name = f'trajectories_C{b}.png'
-            trajectory_plot(rgb, res, osp.join(tmp, name))
-            names.append(name)
-        name = f'budgets_layer{compare}.png'
-        budget_grid(rgb, results, compare, args.num_show_cores,
-                    osp.join(tmp, name))
-        names.append(name)
-        summary = dict(
-            image=args.image,
-            input_shape=list(x.shape),
-            budgets={
-                str(b):
-                dict(
-                    mean_effective_area={
-                        str(layer):
-                        float(effective_area(res['maps'][layer][0]).mean())
-                        for layer in wanted
-                    },
-                    coords=res['coords'][0].tolist())
-                for b, res in results.items()
-            })
-        with open(osp.join(tmp, 'summary.json'), 'w') as f:
-            json.dump(summary, f, indent=1)
-        names.append('summary.json')
-        for name in names:
-            os.replace(osp.join(tmp, name), osp.join(args.out_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return names
+    summary = dict(
+        image=args.image,
+        input_shape=list(x.shape),
+        budgets={
+            str(b):
+            dict(
+                mean_effective_area={
+                    str(layer):
+                    float(effective_area(res['maps'][layer][0]).mean())
+                    for layer in wanted
+                },
+                coords=res['coords'][0].tolist())
+            for b, res in results.items()
+        })
+    writers = {}
+    for b, res in results.items():
+        writers[f'attention_C{b}.png'] = functools.partial(
+            attention_grid, rgb, dict(res, layers=layer_ids),
+            args.num_show_cores)
+        writers[f'trajectories_C{b}.png'] = functools.partial(
+            trajectory_plot, rgb, res)
+    writers[f'budgets_layer{compare}.png'] = functools.partial(
+        budget_grid, rgb, results, compare, args.num_show_cores)
+    writers['summary.json'] = functools.partial(_write_json, summary)
+    write_files(args.out_dir, writers)
+    return list(writers)
+
+
+def _write_json(obj, path: str) -> None:
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=1)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -392,7 +394,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmeac.utils.toolkit import error
     try:
         names = run(args)
-    except ValueError as err:
+    except (ValueError, FileExistsError) as err:
         return error('visualize_cores.py', err)
     print(f'wrote {len(names)} files to {args.out_dir}: {", ".join(names)}')
     return 0
