@@ -43,10 +43,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     out.add_argument(
         '--out-dir',
         help='folder for the drawings, one <image name>.png per image')
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace drawings that already exist (refused otherwise)')
+    cli.add_overwrite(parser, 'the drawings')
     cli.add_num_cores(parser)
     parser.add_argument(
         '--device',

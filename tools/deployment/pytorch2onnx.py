@@ -39,10 +39,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         'checkpoint', nargs='?', default=None, help='checkpoint file')
     parser.add_argument('--out', required=True, help='the .onnx file')
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace an existing --out file (refused otherwise)')
+    cli.add_overwrite(parser, 'the --out file')
     parser.add_argument(
         '--shape',
         type=int,
