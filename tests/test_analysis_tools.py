@@ -225,6 +225,13 @@ def test_benchmark_writes_results(tmp_path, capsys):
     ]
     assert os.listdir(out) == ['benchmark.md']
     assert (out / 'benchmark.md').read_text() == 'my notes'
+    # an --out-dir that is a file: refused before measuring, not after
+    a_file = out / 'benchmark.md'
+    assert tool.main(argv[:-1] + [str(a_file)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"benchmark.py: error: --out-dir '{a_file}' is a file, not a "
+        'directory')
+    assert a_file.read_text() == 'my notes'
     rc = tool.main(argv + ['--overwrite'])
     assert rc == 0
     assert sorted(os.listdir(out)) == [
@@ -489,6 +496,11 @@ def test_visualize_cores_writes_grids(tmp_path, capsys):
         'pass --overwrite to replace it')
     assert (out / 'summary.json').read_text() == 'edited'
     assert sorted(os.listdir(out)) == sorted(written)
+    assert tool.main(argv[:-1] + [str(out / 'summary.json')]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"visualize_cores.py: error: --out-dir '{out / 'summary.json'}' is "
+        'a file, not a directory')
+    assert (out / 'summary.json').read_text() == 'edited'
     assert tool.main(argv + ['--overwrite']) == 0
     assert {
         name: (out / name).read_bytes()

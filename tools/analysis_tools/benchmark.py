@@ -908,8 +908,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmeac.analysis import keep_freed_memory
     from mmeac.analysis.benchmark import resolve_device
     from mmeac.utils.fileio import refuse_existing, write_files
-    from mmeac.utils.toolkit import error
+    from mmeac.utils.toolkit import ToolError, check_writable, error
     try:
+        check_writable(args.out_dir, '--out-dir', is_dir=True)
         refuse_existing((osp.join(args.out_dir, name) for name in OUTPUTS),
                         args.overwrite)
         device = resolve_device(args.device)
@@ -919,7 +920,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.set_num_threads(args.threads)
         _register_peers()
         plan = Plan(args)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError, ToolError) as err:
         return error('benchmark.py', err)
     results: List[Dict] = []
     planned = len(_cases(args, plan))

@@ -325,6 +325,8 @@ def run(args: argparse.Namespace) -> List[str]:
     from mmeac.analysis.attention_maps import (core_attention_maps,
                                                parse_layer_indices)
     from mmeac.utils.fileio import refuse_existing, write_files
+    from mmeac.utils.toolkit import check_writable
+    check_writable(args.out_dir, '--out-dir', is_dir=True)
     model, backbone, cfg = load_model(args.config, args.checkpoint,
                                       args.cfg_options, args.device)
     budgets = args.budgets or [
@@ -391,10 +393,10 @@ def _write_json(obj, path: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmeac.utils.toolkit import error
+    from mmeac.utils.toolkit import ToolError, error
     try:
         names = run(args)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError, ToolError) as err:
         return error('visualize_cores.py', err)
     print(f'wrote {len(names)} files to {args.out_dir}: {", ".join(names)}')
     return 0
